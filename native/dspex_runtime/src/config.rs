@@ -1,0 +1,158 @@
+//! Runtime configuration, and finding the Python environment to run.
+//!
+//! The interpreter that runs must be the one the NIF was linked against: a venv made by
+//! another Python would load C extensions built for another ABI. We check the venv's
+//! `pyvenv.cfg` against the linked libpython before initialising anything.
+
+use std::path::{Path, PathBuf};
+
+/// What `DSPex.Native.Application` passes at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// A venv directory or a python executable; `None` means the build-time environment.
+    pub python: Option<PathBuf>,
+    /// Python worker threads.
+    pub workers: usize,
+    /// Execution jobs that may wait in the queue before calls get `:overloaded`.
+    pub queue_size: usize,
+    /// The folder holding the `dspex_bridge` package (the app's `priv/python`).
+    pub bridge_path: PathBuf,
+    /// A tracing filter (`"info"`, `"dspex=debug"`); `None` leaves tracing off.
+    pub trace: Option<String>,
+    /// Import the LM client stack (litellm) in the background once ready.
+    pub warm: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            python: None,
+            workers: default_workers(),
+            queue_size: 10_000,
+            bridge_path: PathBuf::from("priv/python"),
+            trace: None,
+            warm: true,
+        }
+    }
+}
+
+/// LM-bound calls spend most of their time waiting on HTTP with the GIL released, so the
+/// pool is wider than the core count; CPU-bound Python is bounded by the GIL either way.
+pub fn default_workers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores * 4).clamp(4, 32)
+}
+
+/// The environment Python will run in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PythonEnv {
+    /// `<venv>/bin/python`, given to PyConfig so CPython finds the venv.
+    pub executable: PathBuf,
+    /// The venv's directory (`sys.prefix` once running).
+    pub prefix: PathBuf,
+    /// `version` from `pyvenv.cfg`, when there is one.
+    pub version: Option<String>,
+}
+
+/// Resolves a venv directory or python executable to a [`PythonEnv`].
+pub fn resolve_python(given: &Path) -> Result<PythonEnv, String> {
+    let executable = if given.is_dir() {
+        given.join("bin").join("python")
+    } else {
+        given.to_path_buf()
+    };
+    if !executable.exists() {
+        return Err(format!(
+            "no Python environment at {} (looked for {}); create it with `make venv` or set DSPEX_PYTHON",
+            given.display(),
+            executable.display()
+        ));
+    }
+    let prefix = executable
+        .parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("{} is not inside a venv's bin/", executable.display()))?;
+    let cfg = prefix.join("pyvenv.cfg");
+    let version = std::fs::read_to_string(&cfg)
+        .ok()
+        .and_then(|text| pyvenv_version(&text));
+    Ok(PythonEnv {
+        executable,
+        prefix,
+        version,
+    })
+}
+
+/// The `version` (or `version_info`) line of a `pyvenv.cfg`.
+pub fn pyvenv_version(text: &str) -> Option<String> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        matches!(key.trim(), "version" | "version_info").then(|| value.trim().to_owned())
+    })
+}
+
+/// Checks that a venv made by Python `venv_version` can run on the linked libpython,
+/// whose `Py_GetVersion()` starts with `linked_version`.
+pub fn check_version(venv_version: &str, linked_version: &str) -> Result<(), String> {
+    let linked = linked_version.split_whitespace().next().unwrap_or("");
+    let major_minor = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    if major_minor(venv_version) == major_minor(linked) && venv_version.starts_with(linked) {
+        Ok(())
+    } else {
+        Err(format!(
+            "the environment was made by Python {venv_version}, but the NIF is linked against \
+             libpython {linked}; use a venv made by that Python, or rebuild the NIF with \
+             PYO3_PYTHON pointing at the environment's python"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_version_from_pyvenv_cfg() {
+        let text = "home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.11.7\n";
+        assert_eq!(pyvenv_version(text).as_deref(), Some("3.11.7"));
+        assert_eq!(
+            pyvenv_version("version_info = 3.12.1.final.0").as_deref(),
+            Some("3.12.1.final.0")
+        );
+        assert_eq!(pyvenv_version("home = /x"), None);
+    }
+
+    #[test]
+    fn version_check_accepts_the_same_release_only() {
+        assert!(check_version("3.11.7", "3.11.7 (main, Nov 2026) [GCC 12]").is_ok());
+        let err = check_version("3.11.2", "3.11.7 (main)").unwrap_err();
+        assert!(err.contains("3.11.2") && err.contains("3.11.7"), "{err}");
+        assert!(check_version("3.12.1", "3.11.7").is_err());
+    }
+
+    #[test]
+    fn resolve_reports_a_missing_environment() {
+        let err = resolve_python(Path::new("/nonexistent/venv")).unwrap_err();
+        assert!(err.contains("/nonexistent/venv"), "{err}");
+    }
+
+    #[test]
+    fn resolve_accepts_a_venv_directory_and_reads_its_version() {
+        let dir = std::env::temp_dir().join(format!("dspex-cfg-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(dir.join("bin/python"), "").unwrap();
+        std::fs::write(dir.join("pyvenv.cfg"), "version = 3.11.7\n").unwrap();
+        let env = resolve_python(&dir).unwrap();
+        assert_eq!(env.executable, dir.join("bin/python"));
+        assert_eq!(env.prefix, dir);
+        assert_eq!(env.version.as_deref(), Some("3.11.7"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn default_pool_is_wider_than_the_cores_but_bounded() {
+        let n = default_workers();
+        assert!((4..=32).contains(&n));
+    }
+}

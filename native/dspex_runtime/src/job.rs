@@ -1,0 +1,176 @@
+//! A unit of work for the pool, and the gate that decides whether its answer is delivered.
+//!
+//! The caller may give up on a job (timeout) while it is queued or running. The gate makes
+//! that race-free: the worker delivers the answer while holding the gate's lock, and a
+//! cancel under the same lock either stops delivery or learns that the answer is already
+//! in the caller's mailbox (so the caller can flush it).
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+use crate::session::SessionCell;
+use crate::value::Value;
+
+/// Where a job runs.
+pub enum Target {
+    /// A call that belongs to no session (`ping`, `stats`).
+    Global,
+    /// Creates the Python side of a new session (`args` is the LM spec).
+    Open(Arc<SessionCell>),
+    /// An operation on an open session.
+    Session(Arc<SessionCell>),
+}
+
+/// Delivers a job's result to whoever waits for it (a BEAM process, a test channel).
+pub type Deliver = Box<dyn FnOnce(Result<Value, Error>) + Send>;
+
+pub struct Job {
+    pub target: Target,
+    pub op: String,
+    pub args: Value,
+    pub gate: Arc<Gate>,
+    pub deliver: Deliver,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateState {
+    Queued,
+    Running,
+    /// The answer has been delivered.
+    Sent,
+    /// The caller gave up; the answer will be dropped.
+    Cancelled,
+}
+
+/// What `Gate::cancel` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The job will not deliver; if it was running, its result is discarded.
+    Stopped { was_running: bool },
+    /// The answer was delivered before the cancel: the caller must flush it.
+    AlreadySent,
+}
+
+#[derive(Debug)]
+pub struct Gate {
+    state: Mutex<GateState>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            state: Mutex::new(GateState::Queued),
+        }
+    }
+}
+
+impl Gate {
+    pub fn new() -> Arc<Gate> {
+        Arc::new(Gate::default())
+    }
+
+    pub fn state(&self) -> GateState {
+        *self.lock()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        // A panic while holding this lock cannot leave the state half-written.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks the job running; false if it was cancelled while queued (skip it).
+    pub fn start(&self) -> bool {
+        let mut s = self.lock();
+        if *s == GateState::Cancelled {
+            return false;
+        }
+        *s = GateState::Running;
+        true
+    }
+
+    /// Delivers `result` unless the job was cancelled. Returns whether it was delivered.
+    pub fn deliver(&self, deliver: Deliver, result: Result<Value, Error>) -> bool {
+        let mut s = self.lock();
+        if *s == GateState::Cancelled {
+            return false;
+        }
+        deliver(result);
+        *s = GateState::Sent;
+        true
+    }
+
+    pub fn cancel(&self) -> Cancelled {
+        let mut s = self.lock();
+        match *s {
+            GateState::Sent => Cancelled::AlreadySent,
+            GateState::Cancelled => Cancelled::Stopped { was_running: false },
+            GateState::Queued => {
+                *s = GateState::Cancelled;
+                Cancelled::Stopped { was_running: false }
+            }
+            GateState::Running => {
+                *s = GateState::Cancelled;
+                Cancelled::Stopped { was_running: true }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    fn channel_deliver() -> (Deliver, mpsc::Receiver<Result<Value, Error>>) {
+        let (tx, rx) = mpsc::channel();
+        (Box::new(move |r| tx.send(r).unwrap()), rx)
+    }
+
+    #[test]
+    fn a_cancelled_queued_job_never_starts_or_delivers() {
+        let gate = Gate::new();
+        assert_eq!(gate.cancel(), Cancelled::Stopped { was_running: false });
+        assert!(!gate.start());
+        let (deliver, rx) = channel_deliver();
+        assert!(!gate.deliver(deliver, Ok(Value::Nil)));
+        assert!(rx.try_recv().is_err());
+    }
+
+    #[test]
+    fn cancel_after_delivery_tells_the_caller_to_flush() {
+        let gate = Gate::new();
+        assert!(gate.start());
+        let (deliver, rx) = channel_deliver();
+        assert!(gate.deliver(deliver, Ok(Value::Int(1))));
+        assert_eq!(gate.cancel(), Cancelled::AlreadySent);
+        assert_eq!(rx.try_recv().unwrap(), Ok(Value::Int(1)));
+    }
+
+    #[test]
+    fn cancel_while_running_drops_the_late_answer() {
+        let gate = Gate::new();
+        assert!(gate.start());
+        assert_eq!(gate.cancel(), Cancelled::Stopped { was_running: true });
+        let (deliver, rx) = channel_deliver();
+        assert!(!gate.deliver(deliver, Ok(Value::Nil)));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(gate.state(), GateState::Cancelled);
+    }
+
+    #[test]
+    fn racing_cancel_and_deliver_yield_exactly_one_outcome() {
+        for _ in 0..200 {
+            let gate = Gate::new();
+            assert!(gate.start());
+            let (deliver, rx) = channel_deliver();
+            let g2 = gate.clone();
+            let t = std::thread::spawn(move || g2.deliver(deliver, Ok(Value::Nil)));
+            let outcome = gate.cancel();
+            let delivered = t.join().unwrap();
+            match outcome {
+                Cancelled::AlreadySent => assert!(delivered && rx.try_recv().is_ok()),
+                Cancelled::Stopped { .. } => assert!(!delivered && rx.try_recv().is_err()),
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! The pool of Python worker threads.
+//!
+//! BEAM threads only ever push onto two crossbeam channels: a bounded queue of jobs and an
+//! unbounded queue of releases (Python objects of closed or collected sessions). Workers
+//! take releases first, so a release never waits behind executions and is never refused.
+//! Only workers (and the runtime's own Python main thread) ever take the GIL.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::error::{known_reason, Error};
+use crate::job::{Job, Target};
+use crate::pycodec::{from_py, to_py};
+use crate::value::Value;
+
+/// Where the runtime is in its life.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Status {
+    Starting,
+    Ready,
+    Failed(String),
+}
+
+/// The bridge functions workers call, looked up once.
+pub(crate) struct Engine {
+    pub open_session: Py<PyAny>,
+    pub call: Py<PyAny>,
+    pub release: Py<PyAny>,
+    pub global_call: Py<PyAny>,
+    pub atom: Py<PyAny>,
+}
+
+/// Counters reported by `DSPex.Native.stats/0`, read without the GIL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolStats {
+    pub status: Status,
+    pub workers: usize,
+    pub workers_alive: usize,
+    pub queued: usize,
+    pub releases_queued: usize,
+    pub sessions: usize,
+    pub jobs_done: u64,
+    pub releases_done: u64,
+}
+
+pub struct Pool {
+    jobs_tx: Sender<Job>,
+    jobs_rx: Receiver<Job>,
+    releases_tx: Sender<Py<PyAny>>,
+    releases_rx: Receiver<Py<PyAny>>,
+    status: Mutex<Status>,
+    engine: OnceLock<Engine>,
+    workers: usize,
+    workers_alive: AtomicUsize,
+    sessions: AtomicUsize,
+    next_session_id: AtomicU64,
+    jobs_done: AtomicU64,
+    releases_done: AtomicU64,
+}
+
+impl Pool {
+    pub(crate) fn new(workers: usize, queue_size: usize) -> Pool {
+        let (jobs_tx, jobs_rx) = bounded(queue_size.max(1));
+        let (releases_tx, releases_rx) = unbounded();
+        Pool {
+            jobs_tx,
+            jobs_rx,
+            releases_tx,
+            releases_rx,
+            status: Mutex::new(Status::Starting),
+            engine: OnceLock::new(),
+            workers: workers.max(1),
+            workers_alive: AtomicUsize::new(0),
+            sessions: AtomicUsize::new(0),
+            next_session_id: AtomicU64::new(1),
+            jobs_done: AtomicU64::new(0),
+            releases_done: AtomicU64::new(0),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set_status(&self, status: Status) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    pub(crate) fn set_engine(&self, engine: Engine) {
+        let _ = self.engine.set(engine);
+    }
+
+    pub(crate) fn next_session_id(&self) -> u64 {
+        self.next_session_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn sessions_opened(&self) {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn sessions_dropped(&self) {
+        self.sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Queues a job; never blocks. Refused at once when the runtime failed to start or
+    /// the queue is full.
+    pub fn submit(&self, job: Job) -> Result<(), Error> {
+        if let Status::Failed(why) = self.status() {
+            return Err(Error::not_started(why));
+        }
+        match self.jobs_tx.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => Err(Error::new(
+                "overloaded",
+                format!(
+                    "the job queue is full ({} jobs waiting for {} workers); try again later",
+                    self.jobs_tx.len(),
+                    self.workers
+                ),
+            )),
+            Err(TrySendError::Disconnected(_)) => Err(Error::not_started("the pool has stopped")),
+        }
+    }
+
+    /// Hands a Python object to the workers to drop under the GIL. Never blocks.
+    pub(crate) fn release(&self, object: Py<PyAny>) {
+        // The receiver lives in this 'static pool, so the send cannot fail.
+        let _ = self.releases_tx.send(object);
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            status: self.status(),
+            workers: self.workers,
+            workers_alive: self.workers_alive.load(Ordering::Relaxed),
+            queued: self.jobs_rx.len(),
+            releases_queued: self.releases_rx.len(),
+            sessions: self.sessions.load(Ordering::Relaxed),
+            jobs_done: self.jobs_done.load(Ordering::Relaxed),
+            releases_done: self.releases_done.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn spawn_workers(&'static self) {
+        for n in 0..self.workers {
+            std::thread::Builder::new()
+                .name(format!("dspex-worker-{n}"))
+                .spawn(move || self.worker_loop(n))
+                .expect("spawning a dspex worker thread");
+        }
+    }
+
+    fn worker_loop(&'static self, n: usize) {
+        self.workers_alive.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(worker = n, "worker started");
+        loop {
+            // Releases first: freeing memory must not wait behind executions.
+            if let Ok(object) = self.releases_rx.try_recv() {
+                self.run_release(object);
+                continue;
+            }
+            select! {
+                recv(self.releases_rx) -> msg => if let Ok(object) = msg { self.run_release(object) },
+                recv(self.jobs_rx) -> msg => match msg {
+                    Ok(job) => self.run_job(job),
+                    Err(_) => break,
+                },
+            }
+        }
+        self.workers_alive.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn run_release(&self, object: Py<PyAny>) {
+        let _span = tracing::debug_span!("release").entered();
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            Python::attach(|py| {
+                if let Some(engine) = self.engine.get() {
+                    if let Err(e) = engine.release.call1(py, (object.bind(py),)) {
+                        tracing::warn!(error = %e, "releasing a session failed");
+                    }
+                }
+                drop(object);
+            })
+        }));
+        if outcome.is_err() {
+            tracing::error!("a panic while releasing a session was caught");
+        }
+        self.releases_done.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn run_job(&self, job: Job) {
+        let Job {
+            target,
+            op,
+            args,
+            gate,
+            deliver,
+        } = job;
+        if !gate.start() {
+            tracing::debug!(op, "skipping a cancelled job");
+            return;
+        }
+        let session = match &target {
+            Target::Global => 0,
+            Target::Open(cell) | Target::Session(cell) => cell.id,
+        };
+        let span = tracing::debug_span!("job", op = op.as_str(), session);
+        let _entered = span.enter();
+        let started = std::time::Instant::now();
+        let result = catch_unwind(AssertUnwindSafe(|| self.execute(&target, &op, &args)))
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(op, panic = what, "a panic in a job was caught");
+                Err(Error::new("internal_error", format!("the {op} job panicked: {what}")))
+            });
+        let ok = result.is_ok();
+        let delivered = gate.deliver(deliver, result);
+        tracing::debug!(
+            ok,
+            delivered,
+            micros = started.elapsed().as_micros() as u64,
+            "job done"
+        );
+        self.jobs_done.fetch_add(1, Ordering::Relaxed);
+        // `target` (and with it maybe the last reference to a session) drops here, outside
+        // the GIL: the session's object goes to the release queue.
+        drop(target);
+    }
+
+    fn execute(&self, target: &Target, op: &str, args: &Value) -> Result<Value, Error> {
+        let Some(engine) = self.engine.get() else {
+            let why = match self.status() {
+                Status::Failed(why) => why,
+                _ => "the runtime is not ready".to_owned(),
+            };
+            return Err(Error::not_started(why));
+        };
+        Python::attach(|py| {
+            let atom = engine.atom.bind(py);
+            let py_args = to_py(py, args, atom).map_err(|e| Error::invalid_argument(e.to_string()))?;
+            let answer = match target {
+                Target::Global => engine.global_call.call1(py, (op, py_args)),
+                Target::Open(cell) => {
+                    let answer = engine
+                        .open_session
+                        .call1(py, (cell.id, cell.name.as_str(), py_args))
+                        .map_err(|e| python_error(py, e))?;
+                    let object = unpack(py, answer.bind(py), atom)?;
+                    cell.install(object.unbind());
+                    return Ok(Value::Nil);
+                }
+                Target::Session(cell) => {
+                    let Some(object) = (!cell.is_closed()).then(|| cell.object(py)).flatten()
+                    else {
+                        return Err(Error::closed(cell.label()));
+                    };
+                    engine.call.call1(py, (object, op, py_args))
+                }
+            }
+            .map_err(|e| python_error(py, e))?;
+            let value = unpack(py, answer.bind(py), atom)?;
+            from_py(&value, atom).map_err(|msg| Error::new("python_error", msg))
+        })
+    }
+}
+
+/// Unpacks a bridge answer `(True, value)` / `(False, error_dict)`.
+fn unpack<'py>(
+    py: Python<'py>,
+    answer: &Bound<'py, PyAny>,
+    atom: &Bound<'py, PyAny>,
+) -> Result<Bound<'py, PyAny>, Error> {
+    let pair = answer
+        .cast::<PyTuple>()
+        .map_err(|_| Error::new("internal_error", "the bridge answered without a tuple"))?;
+    let ok: bool = pair
+        .get_item(0)
+        .and_then(|v| v.extract())
+        .map_err(|e| python_error(py, e))?;
+    let payload = pair.get_item(1).map_err(|e| python_error(py, e))?;
+    if ok {
+        return Ok(payload);
+    }
+    let described = from_py(&payload, atom).map_err(|m| Error::new("internal_error", m))?;
+    let text = |key: &str| described.get(key).and_then(Value::as_str).map(str::to_owned);
+    Err(Error {
+        reason: known_reason(&text("reason").unwrap_or_default()),
+        message: text("message").unwrap_or_default(),
+        python_type: text("python_type"),
+        traceback: text("traceback"),
+    })
+}
+
+/// An exception that escaped the bridge (which catches everything it can) as an error.
+fn python_error(py: Python<'_>, err: PyErr) -> Error {
+    let python_type = err
+        .get_type(py)
+        .qualname()
+        .map(|n| n.to_string())
+        .ok();
+    let traceback = err.traceback(py).and_then(|tb| tb.format().ok());
+    Error {
+        reason: "python_error",
+        message: err.to_string(),
+        python_type,
+        traceback,
+    }
+}

@@ -1,0 +1,85 @@
+//! The Rust half of a session: its identity and the one strong reference to its Python
+//! object. Whoever drops the last `Arc<SessionCell>` (the BEAM's GC, via the NIF resource,
+//! or a worker finishing the last job) hands that reference to the pool's release queue:
+//! dropping never takes the GIL and never blocks.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+
+use crate::pool::Pool;
+
+pub struct SessionCell {
+    pub id: u64,
+    pub name: String,
+    closed: AtomicBool,
+    /// Only ever locked to move or clone the pointer, never while Python code runs, so a
+    /// worker holding the GIL and a scheduler closing the session can never deadlock.
+    object: Mutex<Option<Py<PyAny>>>,
+    pool: &'static Pool,
+}
+
+impl SessionCell {
+    pub(crate) fn new(id: u64, name: String, pool: &'static Pool) -> Self {
+        pool.sessions_opened();
+        SessionCell {
+            id,
+            name,
+            closed: AtomicBool::new(false),
+            object: Mutex::new(None),
+            pool,
+        }
+    }
+
+    /// How the session is named in messages: `session 3 "user_a"`.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() {
+            format!("session {}", self.id)
+        } else {
+            format!("session {} {:?}", self.id, self.name)
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Py<PyAny>>> {
+        self.object.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Installs the Python object created by the open job; if the session was closed
+    /// meanwhile, the object goes straight to the release queue.
+    pub(crate) fn install(&self, object: Py<PyAny>) {
+        let mut slot = self.slot();
+        if self.is_closed() {
+            drop(slot);
+            self.pool.release(object);
+        } else {
+            *slot = Some(object);
+        }
+    }
+
+    /// A new reference to the Python object, for a job about to run.
+    pub(crate) fn object(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.slot().as_ref().map(|o| o.clone_ref(py))
+    }
+
+    /// Closes the session: later calls fail with `:closed`; the Python object is released
+    /// by the pool. Idempotent, and never takes the GIL.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let taken = self.slot().take();
+        if let Some(object) = taken {
+            self.pool.release(object);
+        }
+    }
+}
+
+impl Drop for SessionCell {
+    fn drop(&mut self) {
+        self.close();
+        self.pool.sessions_dropped();
+    }
+}

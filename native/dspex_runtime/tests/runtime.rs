@@ -1,0 +1,161 @@
+//! The runtime against the real embedded Python and DSPy (DummyLM), without a BEAM.
+//! One process holds one interpreter, so every test shares the pool started here.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dspex_runtime::{Config, Error, SessionCell, Status, Value};
+
+fn pool() -> &'static dspex_runtime::Pool {
+    let bridge = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../priv/python");
+    dspex_runtime::start(Config {
+        workers: 4,
+        bridge_path: bridge,
+        warm: false,
+        ..Config::default()
+    })
+}
+
+fn waiter() -> (dspex_runtime::Deliver, mpsc::Receiver<Result<Value, Error>>) {
+    let (tx, rx) = mpsc::channel();
+    (Box::new(move |r| drop(tx.send(r))), rx)
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn global(op: &str, args: Value) -> Result<Value, Error> {
+    pool();
+    let (deliver, rx) = waiter();
+    dspex_runtime::global_call(op, args, deliver)?;
+    rx.recv_timeout(WAIT).expect("no answer")
+}
+
+fn open(name: &str, lm: Value) -> Arc<SessionCell> {
+    pool();
+    let (deliver, rx) = waiter();
+    let (cell, _gate) = dspex_runtime::open_session(name.into(), lm, deliver).unwrap();
+    rx.recv_timeout(WAIT).expect("no answer").unwrap();
+    cell
+}
+
+fn call(cell: &Arc<SessionCell>, op: &str, args: Value) -> Result<Value, Error> {
+    let (deliver, rx) = waiter();
+    dspex_runtime::call(cell, op, args, deliver)?;
+    rx.recv_timeout(WAIT).expect("no answer")
+}
+
+fn dummy(answer: &str) -> Value {
+    Value::map([
+        ("kind", Value::str("dummy")),
+        (
+            "answers",
+            Value::map([(
+                "",
+                Value::map([("answer", Value::str(answer))]),
+            )]),
+        ),
+    ])
+}
+
+fn create(cell: &Arc<SessionCell>, id: &str) -> Result<Value, Error> {
+    call(
+        cell,
+        "create_program",
+        Value::map([
+            ("id", Value::str(id)),
+            ("signature", Value::str("question -> answer")),
+            ("module", Value::str("predict")),
+        ]),
+    )
+}
+
+fn python_counts() -> (i64, i64) {
+    let stats = global("stats", Value::map([("gc", Value::Bool(true))])).unwrap();
+    let get = |k| match stats.get(k) {
+        Some(Value::Int(n)) => *n,
+        other => panic!("{k}: {other:?}"),
+    };
+    (get("sessions"), get("programs"))
+}
+
+#[test]
+fn ping_round_trips_every_value_kind() {
+    let value = Value::map([
+        ("nil", Value::Nil),
+        ("bool", Value::Bool(true)),
+        ("int", Value::Int(-42)),
+        ("float", Value::Float(1.5)),
+        ("atom", Value::Atom("ok".into())),
+        ("list", Value::List(vec![Value::Int(1), Value::str("two")])),
+        ("tuple", Value::Tuple(vec![Value::Atom("a".into()), Value::Nil])),
+        ("unicode", Value::str("héllo ✓")),
+    ]);
+    assert_eq!(global("ping", value.clone()).unwrap(), value);
+    assert_eq!(pool().status(), Status::Ready);
+}
+
+#[test]
+fn two_sessions_same_program_id_answer_with_their_own_lm() {
+    let a = open("a", dummy("from a"));
+    let b = open("b", dummy("from b"));
+    create(&a, "prog_1").unwrap();
+    create(&b, "prog_1").unwrap();
+    let inputs = Value::map([
+        ("id", Value::str("prog_1")),
+        ("inputs", Value::map([("question", Value::str("who?"))])),
+    ]);
+    let ra = call(&a, "execute", inputs.clone()).unwrap();
+    let rb = call(&b, "execute", inputs).unwrap();
+    assert_eq!(ra.get("answer"), Some(&Value::str("from a")));
+    assert_eq!(rb.get("answer"), Some(&Value::str("from b")));
+    let err = create(&a, "prog_1").unwrap_err();
+    assert_eq!(err.reason, "already_exists");
+}
+
+#[test]
+fn closing_refuses_calls_and_frees_python_objects() {
+    let cell = open("closing", dummy("x"));
+    create(&cell, "p").unwrap();
+    cell.close();
+    let err = create(&cell, "q").unwrap_err();
+    assert_eq!(err.reason, "closed");
+    assert!(err.message.contains("closing"), "{}", err.message);
+}
+
+#[test]
+fn dropped_sessions_are_released_by_the_pool() {
+    // Other tests run in parallel: count only what this test's sessions add.
+    let cells: Vec<_> = (0..20).map(|i| open(&format!("gc{i}"), dummy("x"))).collect();
+    for c in &cells {
+        create(c, "p").unwrap();
+    }
+    let before = pool().stats().releases_done;
+    drop(cells);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pool().stats().releases_done < before + 20 {
+        assert!(Instant::now() < deadline, "releases did not run");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn python_errors_carry_type_and_traceback() {
+    let cell = open("errors", Value::Nil);
+    create(&cell, "p").unwrap();
+    let err = call(
+        &cell,
+        "execute",
+        Value::map([
+            ("id", Value::str("p")),
+            ("inputs", Value::map([("question", Value::str("q"))])),
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason, "no_lm");
+    let err = call(&cell, "no_such_op", Value::map::<&str>([])).unwrap_err();
+    assert_eq!(err.reason, "invalid_argument");
+    let (_, programs) = python_counts();
+    assert!(programs >= 1);
+}

@@ -1,0 +1,97 @@
+"""The Python half of dspex_native.
+
+The Rust worker pool calls only the functions in this module:
+
+- `open_session(id, name, lm_spec)` returns a `Session` that Rust owns;
+- `call(session, op, args)` runs one operation and returns `(True, value)` or
+  `(False, error_dict)`; it never raises, so one failing call cannot disturb a worker;
+- `release(session)` drops a closed or collected session's programs;
+- `global_call(op, args)` answers calls that belong to no session (`ping`, `stats`);
+- `warm()` imports the LM client stack ahead of the first real LM call.
+"""
+
+import os
+import sys
+
+# litellm otherwise tries to download its model cost map at import, three times, offline.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
+
+from . import errors  # noqa: E402
+from .errors import BridgeError  # noqa: E402
+from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
+from .values import Atom, Unrepresentable  # noqa: E402
+
+__all__ = ["Atom", "Session", "open_session", "call", "release", "global_call", "warm"]
+
+from dspy.clients import base_lm as _base_lm  # noqa: E402
+
+
+class _NoGlobalHistory(list):
+    """DSPy's process-wide LM history would hold every session's prompts (up to 10,000
+    entries, across sessions); each session's LM and programs keep their own."""
+
+    def append(self, _entry):
+        pass
+
+
+_base_lm.GLOBAL_HISTORY = _NoGlobalHistory()
+
+
+def open_session(sid, name, lm_spec):
+    try:
+        return (True, Session(sid, name, lm_spec))
+    except BaseException as exc:  # noqa: BLE001
+        return (False, errors.describe(exc))
+
+
+def call(session, op, args):
+    try:
+        if op not in OPS:
+            raise BridgeError("invalid_argument", f"unknown operation {op!r}")
+        if session.closed:
+            raise BridgeError("closed", f"{session.label()} is closed")
+        return (True, getattr(session, op)(args))
+    except Unrepresentable as exc:
+        return (False, errors.describe(BridgeError("python_error", str(exc)), session.lm.secrets))
+    except BaseException as exc:  # noqa: BLE001  (SystemExit & co. must not kill a worker)
+        return (False, errors.describe(exc, session.lm.secrets))
+
+
+def release(session):
+    try:
+        session.close()
+    except BaseException:  # noqa: BLE001
+        pass
+
+
+def stats():
+    return {"sessions": len(LIVE_SESSIONS), "programs": len(LIVE_PROGRAMS)}
+
+
+def global_call(op, args):
+    try:
+        if op == "ping":
+            return (True, args)
+        if op == "stats":
+            if args and args.get("gc"):
+                import gc
+
+                gc.collect()
+            return (True, stats())
+        raise BridgeError("invalid_argument", f"unknown operation {op!r}")
+    except BaseException as exc:  # noqa: BLE001
+        return (False, errors.describe(exc))
+
+
+def warm():
+    """Import litellm (5-6 s) so that a user's first real LM call does not pay for it."""
+    try:
+        import litellm  # noqa: F401
+    except BaseException:  # noqa: BLE001
+        pass
+
+
+def environment():
+    return {"prefix": sys.prefix, "version": sys.version.split()[0], "dspy": dspy.__version__}

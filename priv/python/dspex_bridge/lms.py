@@ -1,0 +1,64 @@
+"""Language models from Elixir's `lm_spec`.
+
+Elixir normalises every spec to one of:
+  None
+  {"kind": "dummy", "answers": [ {...}, ... ] | { "substring": {...} }}
+  {"kind": "lm", "model": "openai/gpt-4o-mini", "kwargs": {...}}   # kwargs go to dspy.LM
+"""
+
+import dspy
+from dspy.utils import DummyLM
+
+from .errors import BridgeError
+
+
+class LMConfig:
+    """A session's LM, its display name, and the secrets to keep out of every message."""
+
+    __slots__ = ("lm", "model", "secrets")
+
+    def __init__(self, lm=None, model=None, secrets=()):
+        self.lm = lm
+        self.model = model
+        self.secrets = tuple(secrets)
+
+
+def build(spec):
+    if spec is None:
+        return LMConfig()
+    if not isinstance(spec, dict):
+        raise BridgeError("invalid_argument", "lm must be nil, a model string, {model, opts} or {:dummy, answers}")
+    kind = spec.get("kind")
+    if kind == "dummy":
+        answers = spec.get("answers")
+        if isinstance(answers, list):
+            if not all(isinstance(a, dict) for a in answers):
+                raise BridgeError("invalid_argument", "{:dummy, answers}: every answer must be a map of output fields")
+        elif isinstance(answers, dict):
+            if not all(isinstance(v, dict) for v in answers.values()):
+                raise BridgeError("invalid_argument", "{:dummy, answers}: every value must be a map of output fields")
+        else:
+            raise BridgeError("invalid_argument", "{:dummy, answers}: answers must be a list or a map")
+        answers = _plain_keys(answers)
+        return LMConfig(DummyLM(answers), "dummy")
+    if kind == "lm":
+        model = spec.get("model")
+        if not isinstance(model, str) or not model.strip():
+            raise BridgeError("invalid_argument", "lm: the model must be a non-empty string like \"openai/gpt-4o-mini\"")
+        kwargs = {str(k): v for k, v in (spec.get("kwargs") or {}).items()}
+        secrets = [v for k, v in kwargs.items() if "key" in k.lower() and isinstance(v, str)]
+        try:
+            lm = dspy.LM(model, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            raise BridgeError("invalid_argument", f"dspy.LM({model!r}) refused its options: {exc}") from exc
+        return LMConfig(lm, model, secrets)
+    raise BridgeError("invalid_argument", f"unknown lm kind {kind!r}")
+
+
+def _plain_keys(value):
+    # Atom keys are str subclasses; DummyLM wants plain str field names.
+    if isinstance(value, dict):
+        return {str(k) if isinstance(k, str) else k: _plain_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_keys(v) for v in value]
+    return value
