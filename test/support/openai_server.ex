@@ -78,7 +78,7 @@ defmodule DSPex.Native.Test.OpenAIServer do
   Formats output fields as a DSPy ChatAdapter assistant message.
   Pass a keyword/tuple list to fix the field order.
 
-      iex> dspy_reply(%{"answer" => "Paris"})
+      iex> DSPex.Native.Test.OpenAIServer.dspy_reply(%{"answer" => "Paris"})
       "[[ ## answer ## ]]\\nParis\\n\\n[[ ## completed ## ]]"
   """
   @spec dspy_reply(map | [{atom | String.t(), term}]) :: String.t()
@@ -106,9 +106,14 @@ defmodule DSPex.Native.Test.OpenAIServer do
     json? = is_map(request.json) and Map.has_key?(request.json, "response_format")
 
     cond do
-      fields == [] -> @default_text
-      json? or system =~ "JSON object" -> JSON.encode!(for [n, t] <- fields, do: {n, placeholder(t)})
-      true -> dspy_reply(for [n, t] <- fields, do: {n, placeholder(t)})
+      fields == [] ->
+        @default_text
+
+      json? or system =~ "JSON object" ->
+        JSON.encode!(for [n, t] <- fields, do: {n, placeholder(t)})
+
+      true ->
+        dspy_reply(for [n, t] <- fields, do: {n, placeholder(t)})
     end
   end
 
@@ -116,7 +121,10 @@ defmodule DSPex.Native.Test.OpenAIServer do
   defp placeholder("float"), do: 0.0
   defp placeholder("bool"), do: true
   defp placeholder("dict" <> _), do: %{}
-  defp placeholder("Literal[" <> rest), do: rest |> String.split(",") |> hd() |> String.trim("]") |> String.trim() |> String.trim("'") |> String.trim("\"")
+
+  defp placeholder("Literal[" <> _ = t),
+    do: Regex.run(~r/^Literal\[\s*['"]?([^'",\]]*)/, t) |> List.last()
+
   defp placeholder(<<t::binary>>) when binary_part(t, 0, 4) in ["list", "List"], do: []
   defp placeholder(_), do: @default_text
 
@@ -134,8 +142,9 @@ defmodule DSPex.Native.Test.OpenAIServer do
     Process.flag(:trap_exit, true)
     owner_ref = Process.monitor(owner)
 
-    sock_opts = [:binary, ip: {127, 0, 0, 1}, packet: :raw, active: false] ++
-      [reuseaddr: true, nodelay: true, backlog: 1024]
+    sock_opts =
+      [:binary, ip: {127, 0, 0, 1}, packet: :raw, active: false] ++
+        [reuseaddr: true, nodelay: true, backlog: 1024]
 
     case :gen_tcp.listen(0, sock_opts) do
       {:ok, lsock} ->
@@ -159,11 +168,16 @@ defmodule DSPex.Native.Test.OpenAIServer do
   @impl true
   def handle_call(:port, _from, s), do: {:reply, s.port, s}
   def handle_call(:requests, _from, s), do: {:reply, Enum.reverse(s.requests), s}
-  def handle_call({:record, req}, _from, s), do: {:reply, :ok, %{s | requests: [req | s.requests]}}
+
+  def handle_call({:record, req}, _from, s),
+    do: {:reply, :ok, %{s | requests: [req | s.requests]}}
 
   @impl true
   def handle_info({:DOWN, ref, :process, _, _}, %{owner_ref: ref} = s), do: {:stop, :shutdown, s}
-  def handle_info({:EXIT, pid, reason}, %{acceptor: pid} = s), do: {:stop, {:acceptor_down, reason}, s}
+
+  def handle_info({:EXIT, pid, reason}, %{acceptor: pid} = s),
+    do: {:stop, {:acceptor_down, reason}, s}
+
   def handle_info(_msg, s), do: {:noreply, s}
 
   @impl true
@@ -174,7 +188,9 @@ defmodule DSPex.Native.Test.OpenAIServer do
     links
     |> Enum.filter(&is_pid/1)
     |> Enum.map(fn pid -> {Process.monitor(pid), Process.exit(pid, :kill)} end)
-    |> Enum.each(fn {ref, _} -> receive do: ({:DOWN, ^ref, _, _, _} -> :ok), after: (1000 -> :ok) end)
+    |> Enum.each(fn {ref, _} ->
+      receive do: ({:DOWN, ^ref, _, _, _} -> :ok), after: (1000 -> :ok)
+    end)
   end
 
   defp accept_loop(lsock, ctx) do
@@ -210,7 +226,10 @@ defmodule DSPex.Native.Test.OpenAIServer do
     case read_request(sock, buf) do
       {:ok, req, rest} ->
         keep? = keep_alive?(req)
-        if handle(sock, req, keep?, ctx) == :ok and keep?, do: conn_loop(sock, rest, ctx), else: :gen_tcp.close(sock)
+
+        if handle(sock, req, keep?, ctx) == :ok and keep?,
+          do: conn_loop(sock, rest, ctx),
+          else: :gen_tcp.close(sock)
 
       {:bad, msg} ->
         send_json(sock, 400, error_body(msg, "invalid_request_error", "bad_request"), false)
@@ -239,9 +258,14 @@ defmodule DSPex.Native.Test.OpenAIServer do
 
       result =
         cond do
-          te =~ "chunked" -> read_chunked(sock, rest, [])
-          len = req.headers["content-length"] -> read_exact(sock, rest, String.to_integer(String.trim(len)))
-          true -> {:ok, "", rest}
+          te =~ "chunked" ->
+            read_chunked(sock, rest, [])
+
+          len = req.headers["content-length"] ->
+            read_exact(sock, rest, String.to_integer(String.trim(len)))
+
+          true ->
+            {:ok, "", rest}
         end
 
       with {:ok, body, rest} <- result, do: {:ok, Map.put(req, :body, body), rest}
@@ -261,7 +285,8 @@ defmodule DSPex.Native.Test.OpenAIServer do
         {:bad, "Request header too large"}
 
       [_] ->
-        with {:ok, data} <- :gen_tcp.recv(sock, 0, @idle_timeout), do: read_head(sock, buf <> data)
+        with {:ok, data} <- :gen_tcp.recv(sock, 0, @idle_timeout),
+             do: read_head(sock, buf <> data)
     end
   end
 
@@ -276,10 +301,19 @@ defmodule DSPex.Native.Test.OpenAIServer do
         [path | query] = String.split(target, "?", parts: 2)
 
         headers =
-          for l <- lines, [k, v] <- [String.split(l, ":", parts: 2)], into: %{},
-            do: {String.downcase(String.trim(k)), String.trim(v)}
+          for l <- lines,
+              [k, v] <- [String.split(l, ":", parts: 2)],
+              into: %{},
+              do: {String.downcase(String.trim(k)), String.trim(v)}
 
-        {:ok, %{method: method, path: path, query: Enum.join(query), version: version, headers: headers}}
+        {:ok,
+         %{
+           method: method,
+           path: path,
+           query: Enum.join(query),
+           version: version,
+           headers: headers
+         }}
 
       _ ->
         {:bad, "Malformed request line"}
@@ -296,8 +330,12 @@ defmodule DSPex.Native.Test.OpenAIServer do
 
   defp read_line(sock, buf) do
     case :binary.split(buf, "\r\n") do
-      [line, rest] -> {:ok, line, rest}
-      [_] -> with {:ok, data} <- :gen_tcp.recv(sock, 0, @idle_timeout), do: read_line(sock, buf <> data)
+      [line, rest] ->
+        {:ok, line, rest}
+
+      [_] ->
+        with {:ok, data} <- :gen_tcp.recv(sock, 0, @idle_timeout),
+             do: read_line(sock, buf <> data)
     end
   end
 
@@ -326,7 +364,7 @@ defmodule DSPex.Native.Test.OpenAIServer do
   # --- routing
 
   defp handle(sock, %{method: method, path: path} = req, keep?, ctx) do
-    json = if req.body != "", do: (try do: JSON.decode!(req.body), rescue: (_ -> :invalid))
+    json = if req.body != "", do: try(do: JSON.decode!(req.body), rescue: (_ -> :invalid))
     obj = if is_map(json), do: json, else: %{}
 
     req =
@@ -345,7 +383,15 @@ defmodule DSPex.Native.Test.OpenAIServer do
         chat(sock, req, keep?, ctx)
 
       {"GET", p} when p in ["/v1/models", "/models"] ->
-        models = [%{"id" => "gpt-4o-mini", "object" => "model", "created" => 0, "owned_by" => "dspex-test"}]
+        models = [
+          %{
+            "id" => "gpt-4o-mini",
+            "object" => "model",
+            "created" => 0,
+            "owned_by" => "dspex-test"
+          }
+        ]
+
         send_json(sock, 200, %{"object" => "list", "data" => models}, keep?)
 
       _ ->
@@ -357,10 +403,28 @@ defmodule DSPex.Native.Test.OpenAIServer do
   defp chat(sock, req, keep?, ctx) do
     cond do
       not is_map(req.json) ->
-        send_json(sock, 400, error_body("We could not parse the JSON body of your request.", "invalid_request_error", nil), keep?)
+        send_json(
+          sock,
+          400,
+          error_body(
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            nil
+          ),
+          keep?
+        )
 
       not is_list(req.messages) ->
-        send_json(sock, 400, error_body("Missing required parameter: 'messages'.", "invalid_request_error", "missing_required_parameter"), keep?)
+        send_json(
+          sock,
+          400,
+          error_body(
+            "Missing required parameter: 'messages'.",
+            "invalid_request_error",
+            "missing_required_parameter"
+          ),
+          keep?
+        )
 
       true ->
         if ctx.delay_ms > 0, do: Process.sleep(ctx.delay_ms)
@@ -369,13 +433,29 @@ defmodule DSPex.Native.Test.OpenAIServer do
           try do
             ctx.reply.(req)
           rescue
-            e -> {:error, 400, "reply function raised: " <> Exception.format(:error, e, __STACKTRACE__)}
+            e ->
+              {:error, 400,
+               "reply function raised: " <> Exception.format(:error, e, __STACKTRACE__)}
           end
 
         case reply do
-          content when is_binary(content) -> completion(sock, req, content, keep?)
-          {:error, status, msg} -> send_json(sock, status, error_body(msg, error_type(status), nil), keep?)
-          other -> send_json(sock, 400, error_body("reply function returned #{inspect(other)}", "invalid_request_error", nil), keep?)
+          content when is_binary(content) ->
+            completion(sock, req, content, keep?)
+
+          {:error, status, msg} ->
+            send_json(sock, status, error_body(msg, error_type(status), nil), keep?)
+
+          other ->
+            send_json(
+              sock,
+              400,
+              error_body(
+                "reply function returned #{inspect(other)}",
+                "invalid_request_error",
+                nil
+              ),
+              keep?
+            )
         end
     end
   end
@@ -385,7 +465,13 @@ defmodule DSPex.Native.Test.OpenAIServer do
     created = System.os_time(:second)
     model = req.model || "gpt-4o-mini"
     prompt = req.messages |> Enum.map(&tokens(&1["content"])) |> Enum.sum()
-    usage = %{"prompt_tokens" => prompt, "completion_tokens" => tokens(content), "total_tokens" => prompt + tokens(content)}
+
+    usage = %{
+      "prompt_tokens" => prompt,
+      "completion_tokens" => tokens(content),
+      "total_tokens" => prompt + tokens(content)
+    }
+
     base = %{"id" => id, "created" => created, "model" => model}
 
     if req.stream do
@@ -403,7 +489,16 @@ defmodule DSPex.Native.Test.OpenAIServer do
         [chunk.(%{"role" => "assistant", "content" => ""}, nil)] ++
           Enum.map(pieces, &chunk.(%{"content" => &1}, nil)) ++
           [chunk.(%{}, "stop")] ++
-          if(usage?, do: [Map.merge(base, %{"object" => "chat.completion.chunk", "choices" => [], "usage" => usage})], else: [])
+          if(usage?,
+            do: [
+              Map.merge(base, %{
+                "object" => "chat.completion.chunk",
+                "choices" => [],
+                "usage" => usage
+              })
+            ],
+            else: []
+          )
 
       head = [
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n",
@@ -418,11 +513,16 @@ defmodule DSPex.Native.Test.OpenAIServer do
     else
       message = %{"role" => "assistant", "content" => content}
 
-      send_json(sock, 200, Map.merge(base, %{
-        "object" => "chat.completion",
-        "choices" => [%{"index" => 0, "message" => message, "finish_reason" => "stop"}],
-        "usage" => usage
-      }), keep?)
+      send_json(
+        sock,
+        200,
+        Map.merge(base, %{
+          "object" => "chat.completion",
+          "choices" => [%{"index" => 0, "message" => message, "finish_reason" => "stop"}],
+          "usage" => usage
+        }),
+        keep?
+      )
     end
   end
 
@@ -480,7 +580,8 @@ defmodule DSPex.Native.Test.OpenAIServer do
     defp enc(l) when is_list(l), do: [?[, Enum.map_intersperse(l, ?,, &enc/1), ?]]
     defp enc(other), do: raise(ArgumentError, "cannot encode to JSON: #{inspect(other)}")
 
-    defp obj(kv), do: [?{, Enum.map_intersperse(kv, ?,, fn {k, v} -> [str(to_string(k)), ?:, enc(v)] end), ?}]
+    defp obj(kv),
+      do: [?{, Enum.map_intersperse(kv, ?,, fn {k, v} -> [str(to_string(k)), ?:, enc(v)] end), ?}]
 
     defp str(s), do: [?", esc(s, s, 0, 0, []), ?"]
 
@@ -507,14 +608,33 @@ defmodule DSPex.Native.Test.OpenAIServer do
       end
     end
 
-    defp err(<<c::utf8, _::binary>>), do: raise(ArgumentError, "invalid JSON at #{inspect(<<c::utf8>>)}")
-    defp err(rest), do: raise(ArgumentError, "invalid JSON near #{inspect(binary_part(rest, 0, min(8, byte_size(rest))))}")
+    defp err(<<c::utf8, _::binary>>),
+      do: raise(ArgumentError, "invalid JSON at #{inspect(<<c::utf8>>)}")
+
+    defp err(rest),
+      do:
+        raise(
+          ArgumentError,
+          "invalid JSON near #{inspect(binary_part(rest, 0, min(8, byte_size(rest))))}"
+        )
 
     defp ws(<<c, r::binary>>) when c in ~c" \t\r\n", do: ws(r)
     defp ws(b), do: b
 
-    defp value("{" <> r), do: (case ws(r) do "}" <> r -> {%{}, r}; r -> members(r, %{}) end)
-    defp value("[" <> r), do: (case ws(r) do "]" <> r -> {[], r}; r -> elements(r, []) end)
+    defp value("{" <> r),
+      do:
+        (case ws(r) do
+           "}" <> r -> {%{}, r}
+           r -> members(r, %{})
+         end)
+
+    defp value("[" <> r),
+      do:
+        (case ws(r) do
+           "]" <> r -> {[], r}
+           r -> elements(r, [])
+         end)
+
     defp value("\"" <> r), do: string(r, r, 0, 0, [])
     defp value("true" <> r), do: {true, r}
     defp value("false" <> r), do: {false, r}
@@ -553,17 +673,29 @@ defmodule DSPex.Native.Test.OpenAIServer do
       end
     end
 
-    defp string("\"" <> r, o, skip, len, acc), do: {IO.iodata_to_binary([acc | binary_part(o, skip, len)]), r}
+    defp string("\"" <> r, o, skip, len, acc),
+      do: {IO.iodata_to_binary([acc | binary_part(o, skip, len)]), r}
 
     defp string("\\" <> r, o, skip, len, acc) do
       {piece, r} = unescape(r)
       string(r, o, byte_size(o) - byte_size(r), 0, [acc, binary_part(o, skip, len) | piece])
     end
 
-    defp string(<<c, r::binary>>, o, skip, len, acc) when c >= 0x20, do: string(r, o, skip, len + 1, acc)
+    defp string(<<c, r::binary>>, o, skip, len, acc) when c >= 0x20,
+      do: string(r, o, skip, len + 1, acc)
+
     defp string(r, _, _, _, _), do: err(r)
 
-    for {c, v} <- [{?", ?"}, {?\\, ?\\}, {?/, ?/}, {?b, ?\b}, {?f, ?\f}, {?n, ?\n}, {?r, ?\r}, {?t, ?\t}] do
+    for {c, v} <- [
+          {?", ?"},
+          {?\\, ?\\},
+          {?/, ?/},
+          {?b, ?\b},
+          {?f, ?\f},
+          {?n, ?\n},
+          {?r, ?\r},
+          {?t, ?\t}
+        ] do
       defp unescape(<<unquote(c), r::binary>>), do: {<<unquote(v)>>, r}
     end
 
@@ -571,8 +703,11 @@ defmodule DSPex.Native.Test.OpenAIServer do
       case {hex4(h), r} do
         {hi, <<"\\u", l::binary-size(4), r2::binary>>} when hi in 0xD800..0xDBFF ->
           case hex4(l) do
-            lo when lo in 0xDC00..0xDFFF -> {<<0x10000 + (hi - 0xD800) * 0x400 + (lo - 0xDC00)::utf8>>, r2}
-            _ -> {<<0xFFFD::utf8>>, r}
+            lo when lo in 0xDC00..0xDFFF ->
+              {<<0x10000 + (hi - 0xD800) * 0x400 + (lo - 0xDC00)::utf8>>, r2}
+
+            _ ->
+              {<<0xFFFD::utf8>>, r}
           end
 
         {cp, _} when cp in 0xD800..0xDFFF ->
@@ -594,9 +729,14 @@ defmodule DSPex.Native.Test.OpenAIServer do
       rest = binary_part(b, byte_size(num), byte_size(b) - byte_size(num))
 
       cond do
-        String.contains?(num, ".") -> {String.to_float(num), rest}
-        String.contains?(num, ["e", "E"]) -> {String.to_float(String.replace(num, ~r/[eE]/, ".0e")), rest}
-        true -> {String.to_integer(num), rest}
+        String.contains?(num, ".") ->
+          {String.to_float(num), rest}
+
+        String.contains?(num, ["e", "E"]) ->
+          {String.to_float(String.replace(num, ~r/[eE]/, ".0e")), rest}
+
+        true ->
+          {String.to_integer(num), rest}
       end
     end
   end

@@ -55,7 +55,9 @@ fn check(status: ffi::PyStatus, what: &str) -> Result<(), String> {
         let msg = if status.err_msg.is_null() {
             "unknown error".to_owned()
         } else {
-            CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+            CStr::from_ptr(status.err_msg)
+                .to_string_lossy()
+                .into_owned()
         };
         Err(format!("{what}: {msg}"))
     }
@@ -93,12 +95,7 @@ pub fn initialize(env: &PythonEnv) -> Result<(), String> {
                 "setting PyConfig.program_name",
             )
         })
-        .and_then(|()| {
-            check(
-                ffi::Py_InitializeFromConfig(&config),
-                "initialising Python",
-            )
-        });
+        .and_then(|()| check(ffi::Py_InitializeFromConfig(&config), "initialising Python"));
         ffi::PyConfig_Clear(&mut config);
         result?;
         // Let worker threads take the GIL; this thread attaches again when it needs it.
@@ -118,7 +115,10 @@ pub fn import_bridge<'py>(
         .getattr("prefix")
         .and_then(|p| p.extract())
         .map_err(|e| e.to_string())?;
-    let want = env.prefix.canonicalize().unwrap_or_else(|_| env.prefix.clone());
+    let want = env
+        .prefix
+        .canonicalize()
+        .unwrap_or_else(|_| env.prefix.clone());
     let have = Path::new(&prefix)
         .canonicalize()
         .unwrap_or_else(|_| prefix.clone().into());

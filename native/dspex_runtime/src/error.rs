@@ -27,7 +27,10 @@ impl Error {
     }
 
     pub fn not_started(why: impl fmt::Display) -> Self {
-        Error::new("not_started", format!("the Python runtime is not running: {why}"))
+        Error::new(
+            "not_started",
+            format!("the Python runtime is not running: {why}"),
+        )
     }
 
     pub fn invalid_argument(message: impl Into<String>) -> Self {

@@ -84,7 +84,10 @@ impl Pool {
     }
 
     pub fn status(&self) -> Status {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_status(&self, status: Status) {
@@ -220,7 +223,10 @@ impl Pool {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(op, panic = what, "a panic in a job was caught");
-                Err(Error::new("internal_error", format!("the {op} job panicked: {what}")))
+                Err(Error::new(
+                    "internal_error",
+                    format!("the {op} job panicked: {what}"),
+                ))
             });
         let ok = result.is_ok();
         let delivered = gate.deliver(deliver, result);
@@ -246,7 +252,8 @@ impl Pool {
         };
         Python::attach(|py| {
             let atom = engine.atom.bind(py);
-            let py_args = to_py(py, args, atom).map_err(|e| Error::invalid_argument(e.to_string()))?;
+            let py_args =
+                to_py(py, args, atom).map_err(|e| Error::invalid_argument(e.to_string()))?;
             let answer = match target {
                 Target::Global => engine.global_call.call1(py, (op, py_args)),
                 Target::Open(cell) => {
@@ -291,7 +298,12 @@ fn unpack<'py>(
         return Ok(payload);
     }
     let described = from_py(&payload, atom).map_err(|m| Error::new("internal_error", m))?;
-    let text = |key: &str| described.get(key).and_then(Value::as_str).map(str::to_owned);
+    let text = |key: &str| {
+        described
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     Err(Error {
         reason: known_reason(&text("reason").unwrap_or_default()),
         message: text("message").unwrap_or_default(),
@@ -302,11 +314,7 @@ fn unpack<'py>(
 
 /// An exception that escaped the bridge (which catches everything it can) as an error.
 fn python_error(py: Python<'_>, err: PyErr) -> Error {
-    let python_type = err
-        .get_type(py)
-        .qualname()
-        .map(|n| n.to_string())
-        .ok();
+    let python_type = err.get_type(py).qualname().map(|n| n.to_string()).ok();
     let traceback = err.traceback(py).and_then(|tb| tb.format().ok());
     Error {
         reason: "python_error",

@@ -118,5 +118,7 @@ fn from_py_at(
         .name()
         .map(|n| n.to_string())
         .unwrap_or_else(|_| "object".into());
-    Err(format!("{path} is a Python {type_name}, which has no Elixir form"))
+    Err(format!(
+        "{path} is a Python {type_name}, which has no Elixir form"
+    ))
 }

@@ -30,7 +30,12 @@ impl Value {
 
     /// Builds a map with string keys, the shape most bridge arguments take.
     pub fn map<K: Into<String>>(pairs: impl IntoIterator<Item = (K, Value)>) -> Value {
-        Value::Map(pairs.into_iter().map(|(k, v)| (Value::Str(k.into()), v)).collect())
+        Value::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Value::Str(k.into()), v))
+                .collect(),
+        )
     }
 
     /// Looks a string key up in a map value.

@@ -51,10 +51,7 @@ fn dummy(answer: &str) -> Value {
         ("kind", Value::str("dummy")),
         (
             "answers",
-            Value::map([(
-                "",
-                Value::map([("answer", Value::str(answer))]),
-            )]),
+            Value::map([("", Value::map([("answer", Value::str(answer))]))]),
         ),
     ])
 }
@@ -89,7 +86,10 @@ fn ping_round_trips_every_value_kind() {
         ("float", Value::Float(1.5)),
         ("atom", Value::Atom("ok".into())),
         ("list", Value::List(vec![Value::Int(1), Value::str("two")])),
-        ("tuple", Value::Tuple(vec![Value::Atom("a".into()), Value::Nil])),
+        (
+            "tuple",
+            Value::Tuple(vec![Value::Atom("a".into()), Value::Nil]),
+        ),
         ("unicode", Value::str("héllo ✓")),
     ]);
     assert_eq!(global("ping", value.clone()).unwrap(), value);
@@ -127,7 +127,9 @@ fn closing_refuses_calls_and_frees_python_objects() {
 #[test]
 fn dropped_sessions_are_released_by_the_pool() {
     // Other tests run in parallel: count only what this test's sessions add.
-    let cells: Vec<_> = (0..20).map(|i| open(&format!("gc{i}"), dummy("x"))).collect();
+    let cells: Vec<_> = (0..20)
+        .map(|i| open(&format!("gc{i}"), dummy("x")))
+        .collect();
     for c in &cells {
         create(c, "p").unwrap();
     }

@@ -1,0 +1,74 @@
+# dspex_native: every target installs what it needs, then runs.
+#   make test   all suites: cargo test (runtime), pytest (bridge), ExUnit
+#   make demo   two sessions, one program ID, run concurrently
+#   make bench  the benchmark (see README "Performance")
+
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+REQUIREMENTS := priv/python/requirements.txt
+STAMP := $(VENV)/.dspex-requirements
+
+# The NIF links against the venv's Python and uses it at run time.
+export PYO3_PYTHON := $(VENV)/bin/python
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: setup system venv build test test-rust test-python test-elixir demo bench soak format lint clean
+
+setup: system venv
+
+# Erlang/OTP and Elixir from Debian's packages when elixir is missing.
+system:
+	@if ! command -v elixir >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ]; then \
+	    echo "==> installing Erlang/OTP and Elixir from Debian's packages"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq erlang-base erlang-dev elixir >/dev/null; \
+	  else \
+	    echo "dspex_native needs Erlang/OTP >= 25 and Elixir >= 1.14 (on Debian, as root:"; \
+	    echo "  apt-get install erlang-base erlang-dev elixir). Install them and run make again."; \
+	    exit 1; \
+	  fi; \
+	fi
+
+# The venv is rebuilt only when the requirements or the base Python change.
+venv:
+	@want="$$(cat $(REQUIREMENTS) | sha256sum | cut -c1-16) $$($(PYTHON) -c 'import sys; print(sys.version.split()[0])')"; \
+	if [ -x $(VENV)/bin/python ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then exit 0; fi; \
+	echo "==> creating the Python environment in $(VENV) (dspy and its dependencies, about a minute)"; \
+	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && \
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(REQUIREMENTS) && \
+	echo "$$want" > $(STAMP)
+
+build: setup
+	mix compile
+
+test: setup test-rust test-python test-elixir
+
+test-rust: venv
+	cargo test --release -p dspex_runtime
+
+test-python: venv
+	cd priv/python && $(VENV)/bin/python -m pytest
+
+test-elixir: setup
+	mix test
+
+demo: setup
+	mix run examples/two_sessions.exs
+
+bench: setup
+	MIX_ENV=prod mix run bench/run.exs $(ARGS)
+
+soak: setup
+	mix test --only soak
+
+format:
+	mix format
+	cargo fmt --all
+
+lint:
+	mix format --check-formatted
+	cargo fmt --all -- --check
+	cargo clippy --release --workspace -- -D warnings
+
+clean:
+	rm -rf _build target priv/native

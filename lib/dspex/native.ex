@@ -1,0 +1,131 @@
+defmodule DSPex.Native do
+  @moduledoc """
+  DSPy embedded in the BEAM, in isolated sessions.
+
+  dspex_native runs Stanford's [DSPy](https://dspy.ai) inside the BEAM through a Rust NIF.
+  All Python state lives in sessions (`DSPex.Native.Session`): opaque handles that Elixir
+  code owns like any other term, freed in Python when the BEAM garbage-collects them. Two
+  sessions can hold programs with the same ID, each has its own LM and settings, and many
+  run at once on a pool of Python threads.
+
+      iex> {:ok, a} = DSPex.Native.Session.open(name: "a", lm: {:dummy, [%{"answer" => "from a"}]})
+      iex> {:ok, b} = DSPex.Native.Session.open(name: "b", lm: {:dummy, [%{"answer" => "from b"}]})
+      iex> for s <- [a, b], do: :ok = DSPex.Native.Session.create_program(s, "prog_1", signature: "question -> answer")
+      iex> DSPex.Native.Session.execute(a, "prog_1", %{question: "who?"})
+      {:ok, %{"answer" => "from a"}}
+      iex> DSPex.Native.Session.execute(b, "prog_1", %{question: "who?"})
+      {:ok, %{"answer" => "from b"}}
+
+  This module reports on the runtime as a whole; see `DSPex.Native.Application` for its
+  configuration.
+  """
+
+  alias DSPex.Native.{Call, Error, NIF}
+
+  @typedoc "Runtime-wide counters; see `stats/1`."
+  @type stats :: %{
+          status: status(),
+          sessions: non_neg_integer(),
+          programs: non_neg_integer(),
+          workers: non_neg_integer(),
+          workers_alive: non_neg_integer(),
+          queued: non_neg_integer(),
+          releases_queued: non_neg_integer(),
+          handles: non_neg_integer(),
+          jobs_done: non_neg_integer()
+        }
+
+  @type status :: :idle | :starting | :ready | {:failed, String.t()}
+
+  @doc """
+  Where the runtime is: `:starting` while Python boots and imports DSPy, `:ready`,
+  `{:failed, message}` if Python could not start (every call then returns `:not_started`),
+  or `:idle` if the application was never started.
+
+  ## Examples
+
+      iex> DSPex.Native.status() in [:starting, :ready]
+      true
+  """
+  @spec status() :: status()
+  def status do
+    case Call.safe(&NIF.status/0) do
+      {:error, {_, message, _, _}} -> {:failed, message}
+      status -> status
+    end
+  end
+
+  @doc """
+  Waits until the runtime is ready (Python started and DSPy imported) or failed.
+
+  ## Examples
+
+      iex> DSPex.Native.await_ready()
+      :ok
+  """
+  @spec await_ready(timeout()) :: :ok | {:error, Error.t()}
+  def await_ready(timeout \\ 30_000) do
+    case Call.run(&NIF.global_call("ping", nil, &1), timeout) do
+      {:ok, nil} -> :ok
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc """
+  Runtime-wide counters.
+
+  * `:sessions`: sessions alive in Python, and `:programs`: DSPy modules alive in Python,
+    both counted by weak reference, so they show what Python really holds;
+  * `:handles`: session handles alive on the Elixir side (not yet collected);
+  * `:workers`, `:workers_alive`, `:queued` (jobs waiting), `:releases_queued` (collected
+    sessions waiting to be freed), `:jobs_done`;
+  * `:status`, as `status/0`.
+
+  Options: `gc: true` runs Python's cycle collector first (costs ~15 ms of GIL time),
+  `:timeout` (default 15 s). If Python is not running, `:sessions` and `:programs` are 0.
+
+  ## Examples
+
+      iex> stats = DSPex.Native.stats()
+      iex> stats.workers > 0
+      true
+  """
+  @spec stats(keyword()) :: stats()
+  def stats(opts \\ []) do
+    pool = Call.safe(&NIF.pool_stats/0)
+    pool = if is_map(pool), do: pool, else: %{}
+
+    python =
+      case Call.run(
+             &NIF.global_call("stats", %{"gc" => Keyword.get(opts, :gc, false)}, &1),
+             Keyword.get(opts, :timeout, 15_000)
+           ) do
+        {:ok, counts} -> counts
+        {:error, _} -> %{"sessions" => 0, "programs" => 0}
+      end
+
+    %{
+      status: status(),
+      sessions: python["sessions"],
+      programs: python["programs"],
+      handles: Map.get(pool, "sessions", 0),
+      workers: Map.get(pool, "workers", 0),
+      workers_alive: Map.get(pool, "workers_alive", 0),
+      queued: Map.get(pool, "queued", 0),
+      releases_queued: Map.get(pool, "releases_queued", 0),
+      jobs_done: Map.get(pool, "jobs_done", 0)
+    }
+  end
+
+  @doc """
+  Sends `term` through the pool to Python and back: a round trip that does nothing in
+  Python. Useful to measure the bridge itself.
+
+  ## Examples
+
+      iex> DSPex.Native.ping(%{"a" => [1, 2.5, "three", :four, {:five}]})
+      {:ok, %{"a" => [1, 2.5, "three", :four, {:five}]}}
+  """
+  @spec ping(term(), timeout()) :: {:ok, term()} | {:error, Error.t()}
+  def ping(term, timeout \\ 5_000), do: Call.run(&NIF.global_call("ping", term, &1), timeout)
+end

@@ -1,0 +1,70 @@
+defmodule DSPex.Native.Application do
+  @moduledoc """
+  Starts the embedded Python runtime when `:dspex_native` starts.
+
+  Start-up returns at once: CPython initialises and imports DSPy (about a second) on a
+  thread of its own, so no scheduler waits. Calls made meanwhile queue up and run once it
+  is ready. If Python cannot start (no environment, a mismatched one, no dspy), every call
+  returns `{:error, %DSPex.Native.Error{reason: :not_started}}` naming the cause.
+
+  ## Configuration
+
+  Each key can be set in `config :dspex_native, ...` or through the environment variable
+  shown; the application config wins.
+
+  | key | environment | default | meaning |
+  | --- | --- | --- | --- |
+  | `:python` | `DSPEX_PYTHON` | the venv the NIF was built against | a venv directory or its `bin/python` |
+  | `:workers` | `DSPEX_WORKERS` | 4 × cores, 4..32 | Python worker threads |
+  | `:queue_size` | `DSPEX_QUEUE_SIZE` | 10000 | jobs that may wait before calls get `:overloaded` |
+  | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, on stderr |
+  | `:warm` | | `true` | import litellm in the background once Python is up |
+  """
+
+  use Application
+  require Logger
+
+  alias DSPex.Native.{Call, NIF}
+
+  @impl true
+  def start(_type, _args) do
+    case Call.safe(fn -> NIF.start(config()) end) do
+      :ok -> :ok
+      {:error, {_, message, _, _}} -> Logger.error("dspex_native: #{message}")
+    end
+
+    Supervisor.start_link([], strategy: :one_for_one, name: DSPex.Native.Supervisor)
+  end
+
+  @doc false
+  def config do
+    %{
+      "python" => string(setting(:python, "DSPEX_PYTHON")),
+      "workers" => integer(setting(:workers, "DSPEX_WORKERS")),
+      "queue_size" => integer(setting(:queue_size, "DSPEX_QUEUE_SIZE")),
+      "trace" => string(setting(:trace, "DSPEX_TRACE")),
+      "warm" => Application.get_env(:dspex_native, :warm, true),
+      "bridge_path" => Path.join(to_string(:code.priv_dir(:dspex_native)), "python")
+    }
+  end
+
+  defp setting(key, env) do
+    case Application.get_env(:dspex_native, key) do
+      nil -> System.get_env(env)
+      value -> value
+    end
+  end
+
+  defp string(nil), do: nil
+  defp string(value), do: to_string(value)
+
+  defp integer(nil), do: nil
+  defp integer(n) when is_integer(n), do: n
+
+  defp integer(text) when is_binary(text) do
+    case Integer.parse(text) do
+      {n, ""} -> n
+      _ -> raise ArgumentError, "dspex_native: expected an integer setting, got #{inspect(text)}"
+    end
+  end
+end

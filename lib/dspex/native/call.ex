@@ -1,0 +1,50 @@
+defmodule DSPex.Native.Call do
+  @moduledoc false
+  # Queue a job and wait for its answer, with a timeout that cancels.
+  #
+  # The NIF returns a job handle at once; a worker later sends `{tag, answer}`. On timeout
+  # the job is cancelled through its gate: either it will never answer (queued, or its
+  # late answer is dropped), or the answer is already in our mailbox and is taken.
+  # Either way no stray message is left behind.
+
+  alias DSPex.Native.{Error, NIF}
+
+  @doc false
+  def run(submit, timeout) do
+    tag = make_ref()
+
+    case safe(fn -> submit.(tag) end) do
+      {:ok, job} -> await(tag, job, timeout)
+      {:ok, resource, job} -> with {:ok, _} <- await(tag, job, timeout), do: {:ok, resource}
+      {:error, error} -> {:error, Error.from_native(error)}
+    end
+  end
+
+  defp await(tag, job, timeout) do
+    receive do
+      {^tag, answer} -> unwrap(answer)
+    after
+      timeout ->
+        case NIF.job_cancel(job) do
+          :sent -> receive(do: ({^tag, answer} -> unwrap(answer)))
+          _stopped -> {:error, Error.new(:timeout, "no answer within #{timeout} ms")}
+        end
+    end
+  end
+
+  defp unwrap({:ok, value}), do: {:ok, value}
+  defp unwrap({:error, error}), do: {:error, Error.from_native(error)}
+
+  @doc false
+  # Calls a NIF, turning a library that failed to load into :not_started.
+  def safe(fun) do
+    fun.()
+  rescue
+    e in ErlangError ->
+      if e.original == :not_loaded, do: {:error, not_loaded()}, else: reraise(e, __STACKTRACE__)
+  end
+
+  defp not_loaded do
+    {:not_started, NIF.load_error() || "the dspex_native NIF is not loaded", nil, nil}
+  end
+end

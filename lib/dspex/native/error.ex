@@ -1,0 +1,74 @@
+defmodule DSPex.Native.Error do
+  @moduledoc """
+  The error every `DSPex.Native` function returns as `{:error, %DSPex.Native.Error{}}`, and
+  the exception the bang variants raise.
+
+  `:reason` is an atom to match on:
+
+  | reason | meaning |
+  | --- | --- |
+  | `:already_exists` | `create_program/3` with an ID the session has (pass `replace: true`) |
+  | `:not_found` | no program with that ID in this session |
+  | `:closed` | the session was closed |
+  | `:invalid_signature` | a malformed or disallowed DSPy signature |
+  | `:invalid_argument` | an argument with no Python form, or of the wrong shape; the message names it |
+  | `:no_lm` | executing in a session that has no LM |
+  | `:python_error` | Python raised; see `:python_type` and `:traceback` |
+  | `:timeout` | the call did not finish within its `:timeout`; its answer is discarded |
+  | `:overloaded` | the job queue is full; nothing was queued |
+  | `:not_started` | the runtime is not running: no Python environment, a mismatched one, no dspy... |
+  | `:internal_error` | a bug in dspex_native itself, caught before it could do harm |
+
+  ## Examples
+
+      iex> {:error, error} = DSPex.Native.Session.delete_program(DSPex.Native.Session.open!(), "nope")
+      iex> error.reason
+      :not_found
+  """
+
+  defexception [:reason, :message, :python_type, :traceback]
+
+  @type reason ::
+          :already_exists
+          | :not_found
+          | :closed
+          | :invalid_signature
+          | :invalid_argument
+          | :no_lm
+          | :python_error
+          | :timeout
+          | :overloaded
+          | :not_started
+          | :internal_error
+
+  @type t :: %__MODULE__{
+          reason: reason(),
+          message: String.t(),
+          python_type: String.t() | nil,
+          traceback: String.t() | nil
+        }
+
+  @doc """
+  Builds an error.
+
+  ## Examples
+
+      iex> DSPex.Native.Error.new(:timeout, "took too long").reason
+      :timeout
+  """
+  @spec new(reason(), String.t()) :: t()
+  def new(reason, message), do: %__MODULE__{reason: reason, message: message}
+
+  @doc false
+  # The NIF's `{reason, message, python_type, traceback}`.
+  def from_native({reason, message, python_type, traceback}) do
+    %__MODULE__{reason: reason, message: message, python_type: python_type, traceback: traceback}
+  end
+
+  @impl true
+  def message(%__MODULE__{reason: reason, message: message, python_type: nil}),
+    do: "(#{reason}) #{message}"
+
+  def message(%__MODULE__{reason: reason, message: message, python_type: type}),
+    do: "(#{reason}) #{type}: #{message}"
+end

@@ -1,0 +1,38 @@
+defmodule DSPex.Native.NIF do
+  @moduledoc false
+  # The NIF functions (native/dspex_native/src/nif.rs). None of them takes the GIL or waits
+  # for Python: calls that need Python queue a job and return `{:ok, job}`; the answer
+  # arrives later as `{tag, {:ok, value} | {:error, error}}`.
+  #
+  # Loading never fails the module: if the library cannot be loaded, the stubs stay and
+  # `DSPex.Native.Call` turns that into `:not_started` with the loader's message.
+
+  @on_load :load
+
+  @doc false
+  def load do
+    path = :filename.join(:code.priv_dir(:dspex_native), ~c"native/libdspex_native")
+
+    case :erlang.load_nif(path, 0) do
+      :ok ->
+        :ok
+
+      {:error, {_, text}} ->
+        :persistent_term.put({__MODULE__, :load_error}, "cannot load #{path}.so: #{text}")
+        :ok
+    end
+  end
+
+  @doc false
+  def load_error, do: :persistent_term.get({__MODULE__, :load_error}, nil)
+
+  def start(_config), do: :erlang.nif_error(:not_loaded)
+  def status, do: :erlang.nif_error(:not_loaded)
+  def session_open(_name, _lm, _tag), do: :erlang.nif_error(:not_loaded)
+  def session_call(_session, _op, _args, _tag), do: :erlang.nif_error(:not_loaded)
+  def global_call(_op, _args, _tag), do: :erlang.nif_error(:not_loaded)
+  def session_close(_session), do: :erlang.nif_error(:not_loaded)
+  def session_meta(_session), do: :erlang.nif_error(:not_loaded)
+  def job_cancel(_job), do: :erlang.nif_error(:not_loaded)
+  def pool_stats, do: :erlang.nif_error(:not_loaded)
+end

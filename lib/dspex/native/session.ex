@@ -1,0 +1,509 @@
+defmodule DSPex.Native.Session do
+  @moduledoc """
+  An isolated DSPy workspace: its own programs, its own LM and settings, its own counters.
+
+  A session is a term like any other. Pass it to other processes, keep it in ETS or a
+  GenServer's state; when the last reference is gone and the BEAM garbage-collects it, its
+  Python objects are freed by the worker pool. `close/1` frees them at once.
+
+  Two sessions can both hold a program called `"prog_1"`: IDs are per session, and so is
+  everything else. Many calls, on one session or many, run at once on the pool's Python
+  threads.
+
+  ## Example
+
+      iex> {:ok, session} = DSPex.Native.Session.open(name: "docs", lm: {:dummy, [%{"answer" => "Paris"}]})
+      iex> :ok = DSPex.Native.Session.create_program(session, "qa", signature: "question -> answer")
+      iex> DSPex.Native.Session.execute(session, "qa", %{question: "Capital of France?"})
+      {:ok, %{"answer" => "Paris"}}
+
+  ## LM specs
+
+  * `nil`: no LM (executing gives `:no_lm`);
+  * `"openai/gpt-4o-mini"`: a model string for `dspy.LM` (provider keys come from the
+    environment as usual);
+  * `{"openai/gpt-4o-mini", api_key: ..., api_base: ..., temperature: ..., cache: false}`:
+    options passed on to `dspy.LM`;
+  * `{:dummy, answers}`: DSPy's `DummyLM`, for tests and offline work. A list of output maps
+    is consumed one per call; a map from a substring of the prompt to an output map answers
+    whichever prompt contains the substring.
+
+  API keys stay in Python: they never appear in `inspect/1`, `info/1`, errors or logs.
+
+  ## Signatures
+
+  A DSPy string signature, `"question -> answer"` or `"context, question -> answer: int"`,
+  or a structure:
+
+      %{inputs: [question: "what to answer"], outputs: [answer: "a short answer"],
+        instructions: "Answer briefly."}
+
+  (a map or keyword; descriptions are optional: `inputs: [:question]`). Type annotations may
+  name builtins, `typing` and DSPy types only; anything else is `:invalid_signature`, since
+  DSPy would import whatever module a type names.
+
+  ## Timeouts
+
+  Every function that talks to Python takes `timeout:` (milliseconds or `:infinity`;
+  default #{30_000} for `execute/4`, 15 000 otherwise, counted from the moment the call is
+  queued). A call that times out returns `{:error, %DSPex.Native.Error{reason: :timeout}}`;
+  a job still queued is dropped, and a running job's late answer is discarded, never left in
+  the caller's mailbox.
+
+  ## Concurrent changes
+
+  Calls on one session may overlap. An `execute/4` that has started runs to completion with
+  the program and LM it started with, even if `delete_program/2`, `reset/1`, `configure/2`
+  or `close/1` happen meanwhile; calls that start afterwards see the change (`:not_found`,
+  the new LM, `:closed`).
+  """
+
+  alias DSPex.Native.{Call, Error, NIF}
+
+  @enforce_keys [:resource, :id, :name]
+  defstruct [:resource, :id, :name]
+
+  @typedoc "A session handle."
+  @type t :: %__MODULE__{resource: reference(), id: pos_integer(), name: String.t() | nil}
+
+  @typedoc "See the module doc."
+  @type lm_spec ::
+          nil
+          | String.t()
+          | {String.t(), keyword()}
+          | {:dummy, [map()] | %{String.t() => map()}}
+
+  @typedoc "A program ID: a string, or an atom taken as its name."
+  @type program_id :: String.t() | atom()
+
+  @typedoc "A DSPy string signature or a structured one; see the module doc."
+  @type signature :: String.t() | map() | keyword()
+
+  @execute_timeout 30_000
+  @default_timeout 15_000
+
+  @doc """
+  Opens a session.
+
+  Options: `:name` (a string shown by `inspect/1` and `info/1`), `:lm` (an `t:lm_spec/0`),
+  `:timeout`. `open/0` opens an unnamed session with no LM.
+
+  ## Examples
+
+      iex> {:ok, session} = DSPex.Native.Session.open(name: "user_a", lm: {:dummy, [%{"answer" => "4"}]})
+      iex> session.name
+      "user_a"
+  """
+  @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
+  def open(opts \\ []) do
+    with {:ok, opts} <- options(opts, [:name, :lm, :timeout]),
+         {:ok, name} <- name(Keyword.get(opts, :name)),
+         {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)),
+         {:ok, resource} <-
+           Call.run(&NIF.session_open(name, lm, &1), timeout(opts, @default_timeout)) do
+      {id, name, _closed} = NIF.session_meta(resource)
+      {:ok, %__MODULE__{resource: resource, id: id, name: if(name == "", do: nil, else: name)}}
+    end
+  end
+
+  @doc """
+  Like `open/1`, but raises `DSPex.Native.Error`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(name: "scratch")
+      iex> is_integer(session.id)
+      true
+  """
+  @spec open!(keyword()) :: t()
+  def open!(opts \\ []), do: bang(open(opts))
+
+  @doc """
+  Closes the session and frees its Python objects. Idempotent; afterwards every call on it
+  returns `{:error, %DSPex.Native.Error{reason: :closed}}`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> DSPex.Native.Session.close(session)
+      :ok
+      iex> {:error, %DSPex.Native.Error{reason: :closed}} = DSPex.Native.Session.list_programs(session)
+  """
+  @spec close(t()) :: :ok
+  def close(%__MODULE__{resource: resource}), do: NIF.session_close(resource)
+
+  @doc """
+  Drops every program; the session and its LM stay.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> :ok = DSPex.Native.Session.create_program(session, "p", signature: "q -> a")
+      iex> DSPex.Native.Session.reset(session)
+      :ok
+      iex> DSPex.Native.Session.list_programs(session)
+      {:ok, []}
+  """
+  @spec reset(t(), keyword()) :: :ok | {:error, Error.t()}
+  def reset(session, opts \\ []), do: ok(call(session, "reset", %{}, opts, @default_timeout))
+
+  @doc """
+  Changes the session's settings. Options: `:lm` (an `t:lm_spec/0`; `nil` removes it),
+  `:timeout`. Executions already running keep the LM they started with.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> DSPex.Native.Session.configure(session, lm: {:dummy, [%{"answer" => "yes"}]})
+      :ok
+  """
+  @spec configure(t(), keyword()) :: :ok | {:error, Error.t()}
+  def configure(session, opts) do
+    with {:ok, opts} <- options(opts, [:lm, :timeout]),
+         {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)) do
+      ok(call(session, "configure", %{"lm" => lm}, opts, @default_timeout))
+    end
+  end
+
+  @doc """
+  Creates a program in the session.
+
+  Options: `:signature` (required; see the module doc), `:module` (`:predict`, the default,
+  or `:chain_of_thought`), `:replace` (overwrite an existing program with this ID instead of
+  returning `:already_exists`), `:timeout`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> DSPex.Native.Session.create_program(session, "qa", signature: "question -> answer")
+      :ok
+      iex> {:error, %DSPex.Native.Error{reason: :already_exists}} =
+      ...>   DSPex.Native.Session.create_program(session, "qa", signature: "question -> answer")
+      iex> DSPex.Native.Session.create_program(session, :qa,
+      ...>   signature: %{inputs: [question: "a question"], outputs: [:answer]},
+      ...>   module: :chain_of_thought, replace: true)
+      :ok
+  """
+  @spec create_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
+  def create_program(session, id, opts) do
+    with {:ok, opts} <- options(opts, [:signature, :module, :replace, :timeout]),
+         {:ok, id} <- program_id(id),
+         {:ok, signature} <- signature(Keyword.get(opts, :signature)),
+         {:ok, module} <- module_kind(Keyword.get(opts, :module, :predict)),
+         {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace) do
+      args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
+      ok(call(session, "create_program", args, opts, @default_timeout))
+    end
+  end
+
+  @doc """
+  Like `create_program/3`, but raises `DSPex.Native.Error`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> DSPex.Native.Session.create_program!(session, "qa", signature: "question -> answer")
+      :ok
+  """
+  @spec create_program!(t(), program_id(), keyword()) :: :ok
+  def create_program!(session, id, opts), do: bang(create_program(session, id, opts))
+
+  @doc """
+  Runs a program. `inputs` is a map with atom or string keys naming the signature's input
+  fields; the result maps each output field (as a string) to its value, plus `"reasoning"`
+  for `:chain_of_thought`. Options: `:timeout` (default 30 s).
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, [%{"answer" => "4"}]})
+      iex> :ok = DSPex.Native.Session.create_program(session, "math", signature: "question -> answer")
+      iex> DSPex.Native.Session.execute(session, "math", %{question: "2 + 2?"})
+      {:ok, %{"answer" => "4"}}
+      iex> {:error, %DSPex.Native.Error{reason: :not_found}} =
+      ...>   DSPex.Native.Session.execute(session, "nope", %{question: "?"})
+  """
+  @spec execute(t(), program_id(), map(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def execute(session, id, inputs, opts \\ []) do
+    with {:ok, opts} <- options(opts, [:timeout]),
+         {:ok, id} <- program_id(id),
+         :ok <- inputs(inputs) do
+      call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
+    end
+  end
+
+  @doc """
+  Like `execute/4`, but returns the outputs or raises `DSPex.Native.Error`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, [%{"answer" => "4"}]})
+      iex> DSPex.Native.Session.create_program!(session, "math", signature: "question -> answer")
+      iex> DSPex.Native.Session.execute!(session, "math", %{question: "2 + 2?"})
+      %{"answer" => "4"}
+  """
+  @spec execute!(t(), program_id(), map(), keyword()) :: map()
+  def execute!(session, id, inputs, opts \\ []), do: bang(execute(session, id, inputs, opts))
+
+  @doc """
+  The session's program IDs, sorted.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> :ok = DSPex.Native.Session.create_program(session, "b", signature: "q -> a")
+      iex> :ok = DSPex.Native.Session.create_program(session, "a", signature: "q -> a")
+      iex> DSPex.Native.Session.list_programs(session)
+      {:ok, ["a", "b"]}
+  """
+  @spec list_programs(t(), keyword()) :: {:ok, [String.t()]} | {:error, Error.t()}
+  def list_programs(session, opts \\ []),
+    do: call(session, "list_programs", %{}, opts, @default_timeout)
+
+  @doc """
+  Deletes a program; `:not_found` if the session has none with that ID.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> :ok = DSPex.Native.Session.create_program(session, "p", signature: "q -> a")
+      iex> DSPex.Native.Session.delete_program(session, "p")
+      :ok
+      iex> {:error, %DSPex.Native.Error{reason: :not_found}} = DSPex.Native.Session.delete_program(session, "p")
+  """
+  @spec delete_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
+  def delete_program(session, id, opts \\ []) do
+    with {:ok, id} <- program_id(id) do
+      ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
+    end
+  end
+
+  @doc """
+  What the session holds: `:id`, `:name`, `:programs` (a count), `:executions` (successful
+  ones), `:failures` and `:lm` (the model's name only, `"dummy"` for DummyLM, or `nil`).
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(name: "stats", lm: {:dummy, []})
+      iex> {:ok, info} = DSPex.Native.Session.info(session)
+      iex> {info.name, info.programs, info.executions, info.lm}
+      {"stats", 0, 0, "dummy"}
+  """
+  @spec info(t(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def info(session, opts \\ []) do
+    with {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
+      # The keys come from the bridge's fixed set, never from user data.
+      {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
+    end
+  end
+
+  # -- plumbing ----------------------------------------------------------------------------
+
+  defp call(%__MODULE__{resource: resource}, op, args, opts, default) do
+    Call.run(&NIF.session_call(resource, op, args, &1), timeout(opts, default))
+  end
+
+  defp call(other, _op, _args, _opts, _default) do
+    {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
+  end
+
+  defp ok({:ok, nil}), do: :ok
+  defp ok({:error, _} = error), do: error
+
+  defp bang({:ok, value}), do: value
+  defp bang(:ok), do: :ok
+  defp bang({:error, error}), do: raise(error)
+
+  defp invalid(message), do: Error.new(:invalid_argument, message)
+
+  defp options(opts, allowed) when is_list(opts) do
+    if Keyword.keyword?(opts) do
+      case Keyword.keys(opts) -- allowed do
+        [] ->
+          {:ok, opts}
+
+        unknown ->
+          {:error, invalid("unknown options #{inspect(unknown)}; allowed: #{inspect(allowed)}")}
+      end
+    else
+      {:error, invalid("options must be a keyword list, got #{inspect(opts)}")}
+    end
+  end
+
+  defp options(opts, _allowed),
+    do: {:error, invalid("options must be a keyword list, got #{inspect(opts)}")}
+
+  defp timeout(opts, default) do
+    case Keyword.get(opts, :timeout, default) do
+      :infinity ->
+        :infinity
+
+      ms when is_integer(ms) and ms >= 0 ->
+        ms
+
+      other ->
+        raise ArgumentError,
+              "timeout must be a non-negative integer or :infinity, got #{inspect(other)}"
+    end
+  end
+
+  defp name(nil), do: {:ok, nil}
+
+  defp name(name) when is_binary(name) do
+    if String.valid?(name) and byte_size(name) <= 256,
+      do: {:ok, name},
+      else: {:error, invalid("name must be valid UTF-8 of at most 256 bytes")}
+  end
+
+  defp name(other), do: {:error, invalid("name must be a string, got #{inspect(other)}")}
+
+  @max_id_bytes 256
+
+  defp program_id(id) when is_atom(id) and id not in [nil, true, false],
+    do: program_id(Atom.to_string(id))
+
+  defp program_id(id) when is_binary(id) do
+    cond do
+      id == "" ->
+        {:error, invalid("program ID must not be empty")}
+
+      not String.valid?(id) ->
+        {:error, invalid("program ID #{inspect(id)} is not valid UTF-8")}
+
+      byte_size(id) > @max_id_bytes ->
+        {:error, invalid("program ID is longer than #{@max_id_bytes} bytes")}
+
+      true ->
+        {:ok, id}
+    end
+  end
+
+  defp program_id(other),
+    do: {:error, invalid("program ID must be a string or an atom, got #{inspect(other)}")}
+
+  defp inputs(inputs) when is_map(inputs) and not is_struct(inputs) do
+    case Enum.reject(Map.keys(inputs), &(is_binary(&1) or is_atom(&1))) do
+      [] -> :ok
+      bad -> {:error, invalid("input names must be atoms or strings, got #{inspect(bad)}")}
+    end
+  end
+
+  defp inputs(other), do: {:error, invalid("inputs must be a map, got #{inspect(other)}")}
+
+  defp module_kind(:predict), do: {:ok, "predict"}
+  defp module_kind(:chain_of_thought), do: {:ok, "chain_of_thought"}
+
+  defp module_kind(other),
+    do: {:error, invalid("module must be :predict or :chain_of_thought, got #{inspect(other)}")}
+
+  defp boolean(value, _key) when is_boolean(value), do: {:ok, value}
+
+  defp boolean(value, key),
+    do: {:error, invalid("#{key} must be a boolean, got #{inspect(value)}")}
+
+  defp signature(sig) when is_binary(sig), do: {:ok, sig}
+
+  defp signature(sig) when is_list(sig) do
+    if Keyword.keyword?(sig) and sig != [],
+      do: signature(Map.new(sig)),
+      else: {:error, invalid_signature("a signature must be a string, a map or a keyword list")}
+  end
+
+  defp signature(%{} = sig) when not is_struct(sig) do
+    with {:ok, inputs} <- fields(sig, :inputs),
+         {:ok, outputs} <- fields(sig, :outputs),
+         {:ok, instructions} <- instructions(Map.get(sig, :instructions)) do
+      case Map.keys(sig) -- [:inputs, :outputs, :instructions] do
+        [] ->
+          {:ok, %{"inputs" => inputs, "outputs" => outputs, "instructions" => instructions}}
+
+        extra ->
+          {:error, invalid_signature("unknown signature keys #{inspect(extra)}")}
+      end
+    end
+  end
+
+  defp signature(nil), do: {:error, invalid_signature("the :signature option is required")}
+
+  defp signature(other),
+    do:
+      {:error, invalid_signature("a signature must be a string or a map, got #{inspect(other)}")}
+
+  defp fields(sig, key) do
+    case Map.get(sig, key) do
+      list when is_list(list) and list != [] ->
+        list
+        |> Enum.reduce_while([], fn field, acc ->
+          case field(field) do
+            {:ok, pair} ->
+              {:cont, [pair | acc]}
+
+            :error ->
+              {:halt,
+               {:error,
+                invalid_signature(
+                  "#{key}: cannot read field #{inspect(field)}; use name or {name, \"description\"}"
+                )}}
+          end
+        end)
+        |> case do
+          {:error, _} = error -> error
+          pairs -> {:ok, Enum.reverse(pairs)}
+        end
+
+      _ ->
+        {:error,
+         invalid_signature("a structured signature needs a non-empty #{inspect(key)} list")}
+    end
+  end
+
+  defp field(name) when is_atom(name) and not is_nil(name), do: {:ok, [Atom.to_string(name), nil]}
+  defp field(name) when is_binary(name), do: {:ok, [name, nil]}
+
+  defp field({name, desc})
+       when (is_atom(name) or is_binary(name)) and (is_binary(desc) or is_nil(desc)),
+       do: {:ok, [to_string(name), desc]}
+
+  defp field(_), do: :error
+
+  defp instructions(nil), do: {:ok, nil}
+  defp instructions(text) when is_binary(text), do: {:ok, text}
+  defp instructions(_), do: {:error, invalid_signature("instructions must be a string")}
+
+  defp invalid_signature(message), do: Error.new(:invalid_signature, message)
+
+  # Never inspect an LM spec in a message: it may hold an API key.
+  defp lm_spec(nil), do: {:ok, nil}
+  defp lm_spec(model) when is_binary(model), do: lm_spec({model, []})
+
+  defp lm_spec({:dummy, answers}) when is_list(answers) or is_map(answers),
+    do: {:ok, %{"kind" => "dummy", "answers" => answers}}
+
+  defp lm_spec({model, opts}) when is_binary(model) and is_list(opts) do
+    if Keyword.keyword?(opts) do
+      {:ok,
+       %{
+         "kind" => "lm",
+         "model" => model,
+         "kwargs" => Map.new(opts, fn {k, v} -> {Atom.to_string(k), v} end)
+       }}
+    else
+      {:error, invalid("lm options must be a keyword list (passed on to dspy.LM)")}
+    end
+  end
+
+  defp lm_spec(_other) do
+    {:error,
+     invalid(
+       "lm must be nil, a model string, {model, keyword} or {:dummy, answers} (a list or map of output maps)"
+     )}
+  end
+
+  defimpl Inspect do
+    # Reads only the struct: inspecting never calls into Python or the NIF.
+    def inspect(%{id: id, name: nil}, _opts), do: "#DSPex.Native.Session<#{id}>"
+    def inspect(%{id: id, name: ""}, _opts), do: "#DSPex.Native.Session<#{id}>"
+
+    def inspect(%{id: id, name: name}, _opts),
+      do: "#DSPex.Native.Session<#{id} #{Kernel.inspect(name)}>"
+  end
+end

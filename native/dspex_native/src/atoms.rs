@@ -1,0 +1,14 @@
+//! Atoms the NIF surface returns.
+
+rustler::atoms! {
+    ok,
+    error,
+    nil,
+    idle,
+    starting,
+    ready,
+    failed,
+    cancelled,
+    running_cancelled,
+    sent,
+}

@@ -1,0 +1,139 @@
+//! Erlang terms to bridge values and back.
+//!
+//! Decoding runs on the calling scheduler (terms belong to the caller's environment) and
+//! needs no GIL; a term with no Python form is refused with a message that names where in
+//! the argument it sits (`inputs.question`, `inputs[2]`).
+
+use rustler::types::tuple::{get_tuple, make_tuple};
+use rustler::{Atom, Encoder, Env, Term, TermType};
+
+use dspex_runtime::value::{Value, MAX_DEPTH};
+
+/// Decodes `term`; `path` names it in error messages.
+pub fn decode(term: Term<'_>, path: &str) -> Result<Value, String> {
+    decode_at(term, path, 1)
+}
+
+fn decode_at(term: Term<'_>, path: &str, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("{path} nests deeper than {MAX_DEPTH} levels"));
+    }
+    match term.get_type() {
+        TermType::Atom => {
+            let name = term
+                .atom_to_string()
+                .map_err(|_| format!("{path}: unreadable atom"))?;
+            Ok(match name.as_str() {
+                "nil" => Value::Nil,
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                _ => Value::Atom(name),
+            })
+        }
+        TermType::Binary => {
+            let bin = term
+                .decode_as_binary()
+                .map_err(|_| format!("{path} is a bitstring, not a binary"))?;
+            std::str::from_utf8(bin.as_slice())
+                .map(|s| Value::Str(s.to_owned()))
+                .map_err(|e| format!("{path} is a binary that is not valid UTF-8 ({e})"))
+        }
+        TermType::Integer => term
+            .decode::<i64>()
+            .map(Value::Int)
+            .map_err(|_| format!("{path} is an integer beyond 64 bits")),
+        TermType::Float => term
+            .decode::<f64>()
+            .map(Value::Float)
+            .map_err(|_| format!("{path}: unreadable float")),
+        TermType::List => {
+            let mut items = Vec::new();
+            let mut rest = term;
+            while let Ok((head, tail)) = rest.list_get_cell() {
+                items.push(decode_at(
+                    head,
+                    &format!("{path}[{}]", items.len()),
+                    depth + 1,
+                )?);
+                rest = tail;
+            }
+            if !rest.is_empty_list() {
+                return Err(format!("{path} is an improper list"));
+            }
+            Ok(Value::List(items))
+        }
+        TermType::Tuple => {
+            let elems = get_tuple(term).map_err(|_| format!("{path}: unreadable tuple"))?;
+            elems
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| decode_at(t, &format!("{path}{{{i}}}"), depth + 1))
+                .collect::<Result<_, _>>()
+                .map(Value::Tuple)
+        }
+        TermType::Map => {
+            let iter = rustler::types::map::MapIterator::new(term)
+                .ok_or_else(|| format!("{path}: unreadable map"))?;
+            let mut pairs = Vec::new();
+            for (k, v) in iter {
+                let key = decode_at(k, &format!("{path} key"), depth + 1)?;
+                let at = match &key {
+                    Value::Str(s) | Value::Atom(s) => format!("{path}.{s}"),
+                    other => format!("{path}[{other:?}]"),
+                };
+                pairs.push((key, decode_at(v, &at, depth + 1)?));
+            }
+            Ok(Value::Map(pairs))
+        }
+        other => Err(format!(
+            "{path} is a {}, which has no Python form",
+            match other {
+                TermType::Pid => "pid",
+                TermType::Port => "port",
+                TermType::Ref => "reference",
+                TermType::Fun => "function",
+                _ => "term of unknown type",
+            }
+        )),
+    }
+}
+
+/// Builds the Erlang term for a value.
+pub fn encode<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
+    match value {
+        Value::Nil => crate::atoms::nil().encode(env),
+        Value::Bool(b) => b.encode(env),
+        Value::Int(i) => i.encode(env),
+        Value::Float(f) => f.encode(env),
+        Value::Str(s) => s.encode(env),
+        Value::Atom(name) => Atom::from_str(env, name)
+            .map(|a| a.encode(env))
+            // Over-long atom names cannot exist; hand the text back instead.
+            .unwrap_or_else(|_| name.encode(env)),
+        Value::List(items) => items
+            .iter()
+            .map(|v| encode(env, v))
+            .collect::<Vec<_>>()
+            .encode(env),
+        Value::Tuple(items) => {
+            let terms: Vec<Term<'a>> = items.iter().map(|v| encode(env, v)).collect();
+            make_tuple(env, &terms)
+        }
+        Value::Map(pairs) => {
+            let keys: Vec<Term<'a>> = pairs.iter().map(|(k, _)| encode(env, k)).collect();
+            let values: Vec<Term<'a>> = pairs.iter().map(|(_, v)| encode(env, v)).collect();
+            Term::map_from_term_arrays(env, &keys, &values)
+                .unwrap_or_else(|_| pairs_fallback(env, &keys, &values))
+        }
+    }
+}
+
+// Duplicate keys (two Python keys with one Erlang form) make map_from_arrays fail:
+// later keys win, as in Map.new/1.
+fn pairs_fallback<'a>(env: Env<'a>, keys: &[Term<'a>], values: &[Term<'a>]) -> Term<'a> {
+    keys.iter()
+        .zip(values)
+        .fold(Term::map_new(env), |map, (k, v)| {
+            map.map_put(*k, *v).unwrap_or(map)
+        })
+}

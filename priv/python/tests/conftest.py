@@ -1,0 +1,34 @@
+"""Puts priv/python (the dspex_bridge package) and this directory on sys.path, so the suite
+runs the same from priv/python (`pytest`) or from the project root (`pytest priv/python`)."""
+
+import itertools
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+for path in (ROOT, HERE):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import pytest  # noqa: E402
+
+import dspex_bridge as bridge  # noqa: E402
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture
+def open_session():
+    """open_session(lm_spec=None, name=None) -> Session, released at teardown."""
+    opened = []
+
+    def _open(lm_spec=None, name=None):
+        ok, session = bridge.open_session(next(_ids), name, lm_spec)
+        assert ok is True, session
+        opened.append(session)
+        return session
+
+    yield _open
+    for session in opened:
+        bridge.release(session)

@@ -1,0 +1,298 @@
+"""call(session, op, args) for every operation in session.OPS."""
+
+import pytest
+
+import dspex_bridge as bridge
+from dspex_bridge import Atom
+from dspex_bridge.session import OPS
+from support import call, dummy, dummy_by_substring, err, ok
+
+STRUCTURED = {
+    "inputs": [["question", "A question about arithmetic"]],
+    "outputs": [["answer", None]],
+    "instructions": "Answer with a single number, in words.",
+}
+
+
+def test_ops_are_exactly_the_documented_ones():
+    # Elixir sends these names; anything else (close, __init__, ...) must not be callable.
+    assert OPS == {"configure", "create_program", "execute", "list_programs", "delete_program", "reset", "info"}
+
+
+@pytest.mark.parametrize("op", ["close", "__init__", "label", "_lock", "programs", "nope"])
+def test_unknown_ops_are_refused_and_do_nothing(open_session, op):
+    session = open_session(dummy())
+    error = err(call(session, op), "invalid_argument")
+    assert repr(op) in error["message"]
+    assert not session.closed
+    assert ok(call(session, "info"))["id"] == session.id
+
+
+# -- create_program / execute --------------------------------------------------------------
+
+
+def test_predict_with_a_string_signature(open_session):
+    session = open_session(dummy({"answer": "4"}))
+    assert ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"})) is None
+    result = ok(call(session, "execute", {"id": "qa", "inputs": {"question": "2 + 2?"}}))
+    assert result == {"answer": "4"}
+    assert type(result) is dict
+
+
+def test_predict_is_the_default_module(open_session):
+    session = open_session(dummy({"answer": "4"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    assert type(session.programs["qa"].module).__name__ == "Predict"
+    assert session.programs["qa"].kind == "predict"
+
+
+def test_chain_of_thought_returns_reasoning(open_session):
+    session = open_session(dummy({"reasoning": "two plus two", "answer": "4"}))
+    ok(
+        call(
+            session,
+            "create_program",
+            {"id": "cot", "module": "chain_of_thought", "signature": "question -> answer"},
+        )
+    )
+    result = ok(call(session, "execute", {"id": "cot", "inputs": {"question": "2 + 2?"}}))
+    assert result == {"reasoning": "two plus two", "answer": "4"}
+
+
+def test_module_may_be_an_atom(open_session):
+    session = open_session(dummy({"reasoning": "r", "answer": "4"}))
+    ok(
+        call(
+            session,
+            "create_program",
+            {"id": "cot", "module": Atom("chain_of_thought"), "signature": "question -> answer"},
+        )
+    )
+    assert set(ok(call(session, "execute", {"id": "cot", "inputs": {"question": "?"}}))) == {"reasoning", "answer"}
+
+
+def test_typed_outputs_come_back_as_plain_values(open_session):
+    session = open_session(dummy({"n": "7", "tags": '["a", "b"]', "ok": "True"}))
+    ok(call(session, "create_program", {"id": "t", "signature": "q -> n: int, tags: list[str], ok: bool"}))
+    assert ok(call(session, "execute", {"id": "t", "inputs": {"q": "x"}})) == {"n": 7, "tags": ["a", "b"], "ok": True}
+
+
+@pytest.mark.parametrize("module", ["predict", "chain_of_thought"])
+def test_structured_signature(open_session, module):
+    answers = {"answer": "four"} if module == "predict" else {"reasoning": "2+2", "answer": "four"}
+    session = open_session(dummy(answers))
+    ok(call(session, "create_program", {"id": "s", "module": module, "signature": STRUCTURED}))
+    result = ok(call(session, "execute", {"id": "s", "inputs": {"question": "2 + 2?"}}))
+    assert result == answers
+    # The instructions and the field description reach the LM.
+    prompt = repr(session.lm.lm.history[-1]["messages"])
+    assert "Answer with a single number, in words." in prompt
+    assert "A question about arithmetic" in prompt
+
+
+def test_unsupported_module_kind(open_session):
+    session = open_session(dummy())
+    error = err(
+        call(session, "create_program", {"id": "x", "module": "react", "signature": "q -> a"}),
+        "invalid_argument",
+    )
+    assert "'react'" in error["message"]
+    assert ok(call(session, "list_programs")) == []
+
+
+def test_invalid_signature_creates_nothing(open_session):
+    session = open_session(dummy())
+    err(call(session, "create_program", {"id": "x", "signature": "q a"}), "invalid_signature")
+    err(call(session, "create_program", {"id": "x", "signature": None}), "invalid_signature")
+    assert ok(call(session, "list_programs")) == []
+
+
+def test_already_exists_keeps_the_old_program(open_session):
+    session = open_session(dummy({"answer": "old"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    error = err(
+        call(session, "create_program", {"id": "qa", "signature": "question -> verdict"}), "already_exists"
+    )
+    assert "'qa'" in error["message"]
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "old"}
+
+
+def test_replace_true_replaces_the_program(open_session):
+    session = open_session(dummy({"verdict": "new"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> verdict", "replace": True}))
+    assert ok(call(session, "list_programs")) == ["qa"]
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"verdict": "new"}
+
+
+def test_a_bad_replacement_keeps_the_old_program(open_session):
+    session = open_session(dummy({"answer": "old"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    err(call(session, "create_program", {"id": "qa", "signature": "q -> a: os.system", "replace": True}),
+        "invalid_signature")
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "old"}
+
+
+def test_missing_inputs_are_named(open_session):
+    session = open_session(dummy({"answer": "x"}))
+    ok(call(session, "create_program", {"id": "rag", "signature": "question, context -> answer"}))
+    error = err(call(session, "execute", {"id": "rag", "inputs": {"question": "?"}}), "invalid_argument")
+    assert "missing context" in error["message"]
+    assert "takes inputs context, question" in error["message"]
+
+
+def test_unknown_inputs_are_named(open_session):
+    session = open_session(dummy({"answer": "x"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    error = err(
+        call(session, "execute", {"id": "qa", "inputs": {"question": "?", "extra": 1, "more": 2}}),
+        "invalid_argument",
+    )
+    assert "unknown extra, more" in error["message"]
+    assert "missing" not in error["message"]
+
+
+def test_missing_and_unknown_together(open_session):
+    session = open_session(dummy())
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    error = err(call(session, "execute", {"id": "qa", "inputs": {"questoin": "?"}}), "invalid_argument")
+    assert "missing question" in error["message"] and "unknown questoin" in error["message"]
+
+
+def test_inputs_must_be_a_map_with_string_keys(open_session):
+    session = open_session(dummy())
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    assert "inputs must be a map" in err(
+        call(session, "execute", {"id": "qa", "inputs": ["question"]}), "invalid_argument"
+    )["message"]
+    assert "inputs must be a map" in err(call(session, "execute", {"id": "qa"}), "invalid_argument")["message"]
+    assert "input 1 must be an atom or a string" in err(
+        call(session, "execute", {"id": "qa", "inputs": {1: "?"}}), "invalid_argument"
+    )["message"]
+
+
+def test_input_validation_failures_do_not_count_as_executions(open_session):
+    session = open_session(dummy())
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    err(call(session, "execute", {"id": "qa", "inputs": {}}), "invalid_argument")
+    info = ok(call(session, "info"))
+    assert (info["executions"], info["failures"]) == (0, 0)
+
+
+def test_no_lm(open_session):
+    session = open_session(None)
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    error = err(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}), "no_lm")
+    assert "configure" in error["message"]
+
+
+def test_not_found(open_session):
+    session = open_session(dummy({"answer": "x"}))
+    error = err(call(session, "execute", {"id": "ghost", "inputs": {}}), "not_found")
+    assert "'ghost'" in error["message"]
+    err(call(session, "delete_program", {"id": "ghost"}), "not_found")
+
+
+def test_atom_and_string_program_ids_are_the_same_program(open_session):
+    session = open_session(dummy({"answer": "x"}))
+    ok(call(session, "create_program", {"id": Atom("qa"), "signature": "question -> answer"}))
+    err(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}), "already_exists")
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "x"}
+
+
+# -- list / delete / reset / info ---------------------------------------------------------
+
+
+def test_list_programs_is_sorted(open_session):
+    session = open_session(dummy())
+    assert ok(call(session, "list_programs")) == []
+    for pid in ["zeta", "alpha", "mu"]:
+        ok(call(session, "create_program", {"id": pid, "signature": "q -> a"}))
+    assert ok(call(session, "list_programs")) == ["alpha", "mu", "zeta"]
+
+
+def test_delete_program(open_session):
+    session = open_session(dummy())
+    for pid in ["a", "b"]:
+        ok(call(session, "create_program", {"id": pid, "signature": "q -> a"}))
+    assert ok(call(session, "delete_program", {"id": "a"})) is None
+    assert ok(call(session, "list_programs")) == ["b"]
+    err(call(session, "delete_program", {"id": "a"}), "not_found")
+    err(call(session, "execute", {"id": "a", "inputs": {"q": "?"}}), "not_found")
+    # The id is free again.
+    ok(call(session, "create_program", {"id": "a", "signature": "q -> a"}))
+
+
+def test_reset_drops_every_program_but_keeps_the_lm(open_session):
+    session = open_session(dummy({"answer": "after reset"}))
+    for pid in ["a", "b"]:
+        ok(call(session, "create_program", {"id": pid, "signature": "q -> a"}))
+    assert ok(call(session, "reset")) is None
+    assert ok(call(session, "list_programs")) == []
+    assert ok(call(session, "info"))["programs"] == 0
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "after reset"}
+
+
+def test_info_counts_executions_and_failures(open_session):
+    # The second answer lacks the output field, so that execution fails to parse.
+    session = open_session(dummy({"answer": "1"}, {"wrong": "2"}, {"answer": "3"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}))
+    failure = err(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}), "python_error")
+    assert failure["python_type"].endswith("AdapterParseError")
+    ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}))
+    info = ok(call(session, "info"))
+    assert info == {
+        "id": session.id,
+        "name": None,
+        "programs": 1,
+        "executions": 2,
+        "failures": 1,
+        "lm": "dummy",
+    }
+
+
+# -- configure ------------------------------------------------------------------------------
+
+
+def test_configure_switches_lms(open_session):
+    session = open_session(None)
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    err(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}), "no_lm")
+
+    assert ok(call(session, "configure", {"lm": dummy({"answer": "from A"})})) is None
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "from A"}
+
+    ok(call(session, "configure", {"lm": dummy_by_substring({"?": {"answer": "from B"}})}))
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "from B"}
+
+    ok(call(session, "configure", {"lm": {"kind": "lm", "model": "openai/gpt-4o-mini"}}))
+    assert ok(call(session, "info"))["lm"] == "openai/gpt-4o-mini"
+
+    ok(call(session, "configure", {"lm": None}))
+    assert ok(call(session, "info"))["lm"] is None
+    err(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}), "no_lm")
+    # Programs survive LM changes.
+    assert ok(call(session, "list_programs")) == ["qa"]
+
+
+def test_a_bad_configure_keeps_the_current_lm(open_session):
+    session = open_session(dummy({"answer": "still A"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    err(call(session, "configure", {"lm": {"kind": "bogus"}}), "invalid_argument")
+    assert ok(call(session, "info"))["lm"] == "dummy"
+    assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "still A"}
+
+
+# -- closed sessions ------------------------------------------------------------------------
+
+
+def test_released_session_answers_closed(open_session):
+    session = open_session(dummy({"answer": "x"}), name="gone")
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    bridge.release(session)
+    for op in sorted(OPS):
+        error = err(call(session, op, {"id": "qa", "inputs": {"question": "?"}}), "closed")
+        assert "'gone'" in error["message"]
+    bridge.release(session)  # releasing twice is harmless
