@@ -1,0 +1,144 @@
+defmodule DSPex.Native.ErrorsTest do
+  # Errors are values, named precisely, and never spill into other calls or sessions.
+  use ExUnit.Case, async: true
+
+  import DSPex.Native.TestHelpers
+  alias DSPex.Native.{Error, Session}
+
+  setup do
+    # `answer: int` with a non-numeric answer makes DSPy raise while parsing.
+    s = Session.open!(lm: dummy(%{"answer" => "not a number", "text" => "fine"}))
+    :ok = Session.create_program(s, "good", signature: "question -> text")
+    :ok = Session.create_program(s, "bad", signature: "question -> answer: int")
+    %{session: s}
+  end
+
+  test "a Python exception inside a program is :python_error with type and traceback", %{
+    session: s
+  } do
+    assert {:error, %Error{reason: :python_error} = e} =
+             Session.execute(s, "bad", %{question: "?"})
+
+    assert is_binary(e.python_type) and e.python_type != ""
+    assert e.traceback =~ "Traceback"
+    # The session keeps working.
+    assert {:ok, %{"text" => "fine"}} = Session.execute(s, "good", %{question: "?"})
+    assert {:ok, %{failures: 1, executions: 1}} = Session.info(s)
+  end
+
+  test "of 20 concurrent calls the odd ones fail and the even ones succeed", %{session: s} do
+    results =
+      1..20
+      |> Enum.map(fn n ->
+        Task.async(fn ->
+          cond do
+            rem(n, 4) == 1 -> {n, Session.execute(s, "unknown_#{n}", %{question: "?"})}
+            rem(n, 2) == 1 -> {n, Session.execute(s, "bad", %{question: "?"})}
+            true -> {n, Session.execute(s, "good", %{question: "#{n}"})}
+          end
+        end)
+      end)
+      |> Task.await_many(30_000)
+
+    for {n, result} <- results do
+      cond do
+        rem(n, 4) == 1 -> assert {:error, %Error{reason: :not_found}} = result
+        rem(n, 2) == 1 -> assert {:error, %Error{reason: :python_error}} = result
+        true -> assert {:ok, %{"text" => "fine"}} = result
+      end
+    end
+  end
+
+  test "bad arguments are :invalid_argument naming what was wrong", %{session: s} do
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.execute(s, "good", %{question: self()})
+
+    assert m =~ "inputs.question is a pid"
+
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.execute(s, "good", %{question: [1, 2 | 3]})
+
+    assert m =~ "improper list"
+
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.execute(s, "good", %{question: <<0xFF, 0xFE>>})
+
+    assert m =~ "not valid UTF-8"
+
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.create_program(s, <<0xFF>>, signature: "a -> b")
+
+    assert m =~ "not valid UTF-8"
+
+    assert {:error, %Error{reason: :invalid_argument}} =
+             Session.create_program(s, "", signature: "a -> b")
+
+    assert {:error, %Error{reason: :invalid_argument}} =
+             Session.create_program(s, 42, signature: "a -> b")
+
+    assert {:error, %Error{reason: :invalid_argument}} = Session.execute(s, "good", question: "?")
+
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.execute(s, "good", %{question: "?", extra: "x"})
+
+    assert m =~ "unknown extra"
+
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.create_program(s, "m", signature: "a -> b", module: :react_agent)
+
+    assert m =~ ":react_agent"
+    assert {:error, %Error{reason: :invalid_argument}} = Session.open(lm: {:bogus, 1})
+    assert {:error, %Error{reason: :invalid_argument}} = Session.open(name: 42)
+  end
+
+  test "malformed signatures are :invalid_signature", %{session: s} do
+    for sig <- [
+          "no arrow here",
+          "a -> b -> c",
+          " -> answer",
+          "question ->",
+          "1bad -> answer",
+          "q, q -> a",
+          "q -> a: os.system",
+          String.duplicate("x", 20_000) <> " -> a",
+          %{inputs: [], outputs: [:a]},
+          %{inputs: [:q]},
+          [inputs: [{:q, 42}], outputs: [:a]],
+          42
+        ] do
+      assert {:error, %Error{reason: :invalid_signature, message: m}} =
+               Session.create_program(s, "sig", signature: sig),
+             "accepted #{inspect(sig, limit: 5, printable_limit: 40)}"
+
+      assert is_binary(m) and m != ""
+    end
+  end
+
+  test "a type annotation naming a module is refused before DSPy can import it", %{session: s} do
+    assert {:error, %Error{reason: :invalid_signature, message: m}} =
+             Session.create_program(s, "zen", signature: "q -> a: this")
+
+    assert m =~ "'this'"
+    assert :ok = Session.create_program(s, "typed", signature: "q -> a: list[str], n: int")
+  end
+
+  test "a timeout returns :timeout and leaves no late answer in the mailbox" do
+    {:ok, server} = DSPex.Native.Test.OpenAIServer.start(delay_ms: 1_500)
+
+    s =
+      Session.open!(
+        lm:
+          {"openai/gpt-4o-mini", api_base: server.url, api_key: "k", cache: false, num_retries: 0}
+      )
+
+    :ok = Session.create_program(s, "slow", signature: "question -> answer")
+
+    assert {:error, %Error{reason: :timeout}} =
+             Session.execute(s, "slow", %{question: "?"}, timeout: 300)
+
+    # Wait until the server has answered and the job has finished, then look.
+    eventually(fn -> DSPex.Native.Test.OpenAIServer.requests(server) != [] end, 30_000)
+    Process.sleep(2_000)
+    assert mailbox() == []
+  end
+end

@@ -1,0 +1,34 @@
+defmodule DSPex.Native.TestProgCTest do
+  # One of several async modules that all use the program ID "test_prog" at the same time,
+  # as test suites sharing one port bridge could not.
+  use ExUnit.Case, async: true
+
+  import DSPex.Native.TestHelpers
+  alias DSPex.Native.Session
+
+  @tag_answer "module c"
+
+  setup do
+    session = Session.open!(name: "c", lm: dummy(%{"answer" => @tag_answer}))
+    :ok = Session.create_program(session, "test_prog", signature: "question -> answer")
+    %{session: session}
+  end
+
+  for n <- 1..5 do
+    test "test_prog answers with this module's LM (#{n})", %{session: s} do
+      for _ <- 1..5 do
+        assert {:ok, %{"answer" => @tag_answer}} =
+                 Session.execute(s, "test_prog", %{question: "?"})
+      end
+
+      # Re-creating the ID never collides with the other modules' programs.
+      assert :ok =
+               Session.create_program(s, "test_prog",
+                 signature: "question -> answer",
+                 replace: true
+               )
+
+      assert {:ok, ["test_prog"]} = Session.list_programs(s)
+    end
+  end
+end
