@@ -29,6 +29,9 @@ defmodule DSPex.Native.GCTest do
         s = Session.open!(name: "short-lived", lm: dummy(%{"answer" => "x"}))
         for n <- 1..3, do: :ok = Session.create_program(s, "p#{n}", signature: "q -> answer")
         {:ok, _} = Session.execute(s, "p1", %{q: "?"})
+        # Keep the handle reachable until the process exits (a dead variable may be
+        # collected by any garbage collection before that).
+        Process.put(:session, s)
         counts()
       end)
 
@@ -49,6 +52,7 @@ defmodule DSPex.Native.GCTest do
       spawn(fn ->
         s = Session.open!(lm: dummy(%{"answer" => "x"}))
         :ok = Session.create_program(s, "test_prog", signature: "q -> answer")
+        Process.put(:session, s)
         send(parent, {:created, counts()})
       end)
 

@@ -33,7 +33,16 @@ defmodule DSPex.Native.Application do
       {:error, {_, message, _, _}} -> Logger.error("dspex_native: #{message}")
     end
 
-    Supervisor.start_link([], strategy: :one_for_one, name: DSPex.Native.Supervisor)
+    children = [{Task, &report_startup/0}]
+    Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Native.Supervisor)
+  end
+
+  # Python boots in the background; say so in the log if it cannot.
+  defp report_startup do
+    case DSPex.Native.await_ready(:infinity) do
+      :ok -> :ok
+      {:error, error} -> Logger.error("dspex_native: #{error.message}")
+    end
   end
 
   @doc false

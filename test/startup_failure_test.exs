@@ -1,0 +1,73 @@
+defmodule DSPex.Native.StartupFailureTest do
+  # One interpreter per BEAM: each failure mode runs in a BEAM of its own, started here.
+  use ExUnit.Case, async: true
+
+  @moduletag timeout: 120_000
+
+  @script ~S"""
+  {:ok, _} = Application.ensure_all_started(:dspex_native)
+  result = DSPex.Native.Session.open(name: "x")
+  IO.puts("RESULT " <> inspect(result, limit: :infinity, printable_limit: :infinity))
+  IO.puts("STATUS " <> inspect(DSPex.Native.status(), printable_limit: :infinity))
+  """
+
+  defp run_beam(python) do
+    ebin = Path.join(Mix.Project.build_path(), "lib/dspex_native/ebin")
+
+    task =
+      Task.async(fn ->
+        System.cmd("elixir", ["-pa", ebin, "-e", @script],
+          env: [{"DSPEX_PYTHON", python}],
+          stderr_to_stdout: true
+        )
+      end)
+
+    # Not a hang: the child must answer well within this.
+    {output, status} = Task.await(task, 90_000)
+    assert status == 0, output
+    [_, result] = Regex.run(~r/^RESULT (.*)$/m, output)
+    [_, status_line] = Regex.run(~r/^STATUS (.*)$/m, output)
+    {result, status_line}
+  end
+
+  defp assert_not_started({result, status}, expected) do
+    assert result =~ "%DSPex.Native.Error{reason: :not_started"
+    assert result =~ expected
+    assert status =~ "{:failed,"
+    assert status =~ expected
+  end
+
+  defp build_venv do
+    python = System.get_env("PYO3_PYTHON") || Path.expand(".venv/bin/python")
+    Path.dirname(Path.dirname(python))
+  end
+
+  defp base_python do
+    cfg = File.read!(Path.join(build_venv(), "pyvenv.cfg"))
+    [_, home] = Regex.run(~r/^home\s*=\s*(.+)$/m, cfg)
+    Path.join(String.trim(home), "python3")
+  end
+
+  @tag :tmp_dir
+  test "a missing environment is :not_started naming the path", %{tmp_dir: tmp} do
+    missing = Path.join(tmp, "no-such-venv")
+    assert_not_started(run_beam(missing), "no Python environment at #{missing}")
+  end
+
+  @tag :tmp_dir
+  test "an environment made by another Python is :not_started naming both versions", %{
+    tmp_dir: tmp
+  } do
+    File.mkdir_p!(Path.join(tmp, "bin"))
+    File.ln_s!(base_python(), Path.join(tmp, "bin/python"))
+    File.write!(Path.join(tmp, "pyvenv.cfg"), "home = /opt/python3.10/bin\nversion = 3.10.0\n")
+    assert_not_started(run_beam(tmp), "made by Python 3.10.0")
+  end
+
+  @tag :tmp_dir
+  test "an environment without dspy is :not_started saying so", %{tmp_dir: tmp} do
+    venv = Path.join(tmp, "venv")
+    {_, 0} = System.cmd(base_python(), ["-m", "venv", "--without-pip", venv])
+    assert_not_started(run_beam(venv), "dspy is not installed")
+  end
+end
