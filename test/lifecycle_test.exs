@@ -123,4 +123,28 @@ defmodule DSPex.Native.LifecycleTest do
       Session.create_program!(s, "p", signature: "a -> b")
     end
   end
+
+  test "configure changes only what it is given", %{session: s} do
+    assert :ok = Session.configure(s, timeout: 5_000)
+    assert {:ok, %{"answer" => "ok"}} = Session.execute(s, "p", %{question: "?"})
+  end
+
+  test "bad options are :invalid_argument, never a raise", %{session: s} do
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Session.execute(s, "p", %{question: "?"}, timeout: -1)
+
+    assert m =~ "timeout"
+
+    for result <- [
+          Session.list_programs(s, colour: :red),
+          Session.info(s, bogus: 1),
+          Session.reset(s, nope: true),
+          Session.delete_program(s, "p", what: 1),
+          Session.configure(s, :not_a_list)
+        ] do
+      assert {:error, %Error{reason: :invalid_argument}} = result
+    end
+
+    assert {:ok, ["p"]} = Session.list_programs(s)
+  end
 end

@@ -2,6 +2,8 @@ defmodule DSPex.Native.StartupFailureTest do
   # One interpreter per BEAM: each failure mode runs in a BEAM of its own, started here.
   use ExUnit.Case, async: true
 
+  import DSPex.Native.TestHelpers
+
   @moduletag timeout: 120_000
 
   @script ~S"""
@@ -11,20 +13,9 @@ defmodule DSPex.Native.StartupFailureTest do
   IO.puts("STATUS " <> inspect(DSPex.Native.status(), printable_limit: :infinity))
   """
 
-  defp run_beam(python) do
-    ebin = Path.join(Mix.Project.build_path(), "lib/dspex_native/ebin")
-
-    task =
-      Task.async(fn ->
-        System.cmd("elixir", ["-pa", ebin, "-e", @script],
-          env: [{"DSPEX_PYTHON", python}],
-          stderr_to_stdout: true
-        )
-      end)
-
-    # Not a hang: the child must answer well within this.
-    {output, status} = Task.await(task, 90_000)
-    assert status == 0, output
+  defp start_with(python, env \\ []) do
+    # Not a hang: the child must answer well within run_beam's timeout.
+    output = run_beam(@script, [{"DSPEX_PYTHON", python} | env])
     [_, result] = Regex.run(~r/^RESULT (.*)$/m, output)
     [_, status_line] = Regex.run(~r/^STATUS (.*)$/m, output)
     {result, status_line}
@@ -51,7 +42,7 @@ defmodule DSPex.Native.StartupFailureTest do
   @tag :tmp_dir
   test "a missing environment is :not_started naming the path", %{tmp_dir: tmp} do
     missing = Path.join(tmp, "no-such-venv")
-    assert_not_started(run_beam(missing), "no Python environment at #{missing}")
+    assert_not_started(start_with(missing), "no Python environment at #{missing}")
   end
 
   @tag :tmp_dir
@@ -61,13 +52,20 @@ defmodule DSPex.Native.StartupFailureTest do
     File.mkdir_p!(Path.join(tmp, "bin"))
     File.ln_s!(base_python(), Path.join(tmp, "bin/python"))
     File.write!(Path.join(tmp, "pyvenv.cfg"), "home = /opt/python3.10/bin\nversion = 3.10.0\n")
-    assert_not_started(run_beam(tmp), "made by Python 3.10.0")
+    assert_not_started(start_with(tmp), "made by Python 3.10.0")
   end
 
   @tag :tmp_dir
   test "an environment without dspy is :not_started saying so", %{tmp_dir: tmp} do
     venv = Path.join(tmp, "venv")
     {_, 0} = System.cmd(base_python(), ["-m", "venv", "--without-pip", venv])
-    assert_not_started(run_beam(venv), "dspy is not installed")
+    assert_not_started(start_with(venv), "dspy is not installed")
+  end
+
+  test "a bad setting is :not_started naming it" do
+    assert_not_started(
+      start_with(build_venv(), [{"DSPEX_WORKERS", "lots"}]),
+      ~s(config workers must be a positive integer, got \\"lots\\")
+    )
   end
 end

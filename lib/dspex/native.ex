@@ -25,8 +25,8 @@ defmodule DSPex.Native do
   @typedoc "Runtime-wide counters; see `stats/1`."
   @type stats :: %{
           status: status(),
-          sessions: non_neg_integer(),
-          programs: non_neg_integer(),
+          sessions: non_neg_integer() | nil,
+          programs: non_neg_integer() | nil,
           workers: non_neg_integer(),
           workers_alive: non_neg_integer(),
           queued: non_neg_integer(),
@@ -76,13 +76,15 @@ defmodule DSPex.Native do
 
   * `:sessions`: sessions alive in Python, and `:programs`: DSPy modules alive in Python,
     both counted by weak reference, so they show what Python really holds;
-  * `:handles`: session handles alive on the Elixir side (not yet collected);
+  * `:handles`: sessions not yet freed on the Rust side (handles the BEAM has not
+    collected, plus any held by queued or running jobs);
   * `:workers`, `:workers_alive`, `:queued` (jobs waiting), `:releases_queued` (collected
     sessions waiting to be freed), `:jobs_done`;
   * `:status`, as `status/0`.
 
   Options: `gc: true` runs Python's cycle collector first (costs ~15 ms of GIL time),
-  `:timeout` (default 15 s). If Python is not running, `:sessions` and `:programs` are 0.
+  `:timeout` (default 15 s). If Python cannot answer (not running, or the queue is full),
+  `:sessions` and `:programs` are `nil`.
 
   ## Examples
 
@@ -101,7 +103,7 @@ defmodule DSPex.Native do
              Keyword.get(opts, :timeout, 15_000)
            ) do
         {:ok, counts} -> counts
-        {:error, _} -> %{"sessions" => 0, "programs" => 0}
+        {:error, _} -> %{"sessions" => nil, "programs" => nil}
       end
 
     %{

@@ -49,8 +49,8 @@ defmodule DSPex.Native.Application do
   def config do
     %{
       "python" => string(setting(:python, "DSPEX_PYTHON")),
-      "workers" => integer(setting(:workers, "DSPEX_WORKERS")),
-      "queue_size" => integer(setting(:queue_size, "DSPEX_QUEUE_SIZE")),
+      "workers" => setting(:workers, "DSPEX_WORKERS"),
+      "queue_size" => setting(:queue_size, "DSPEX_QUEUE_SIZE"),
       "trace" => string(setting(:trace, "DSPEX_TRACE")),
       "warm" => Application.get_env(:dspex_native, :warm, true),
       "bridge_path" => Path.join(to_string(:code.priv_dir(:dspex_native)), "python")
@@ -66,14 +66,4 @@ defmodule DSPex.Native.Application do
 
   defp string(nil), do: nil
   defp string(value), do: to_string(value)
-
-  defp integer(nil), do: nil
-  defp integer(n) when is_integer(n), do: n
-
-  defp integer(text) when is_binary(text) do
-    case Integer.parse(text) do
-      {n, ""} -> n
-      _ -> raise ArgumentError, "dspex_native: expected an integer setting, got #{inspect(text)}"
-    end
-  end
 end

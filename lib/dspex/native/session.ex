@@ -99,8 +99,8 @@ defmodule DSPex.Native.Session do
     with {:ok, opts} <- options(opts, [:name, :lm, :timeout]),
          {:ok, name} <- name(Keyword.get(opts, :name)),
          {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)),
-         {:ok, resource} <-
-           Call.run(&NIF.session_open(name, lm, &1), timeout(opts, @default_timeout)) do
+         {:ok, timeout} <- timeout(opts, @default_timeout),
+         {:ok, resource} <- Call.run(&NIF.session_open(name, lm, &1), timeout) do
       {id, name, _closed} = NIF.session_meta(resource)
       {:ok, %__MODULE__{resource: resource, id: id, name: if(name == "", do: nil, else: name)}}
     end
@@ -145,11 +145,16 @@ defmodule DSPex.Native.Session do
       {:ok, []}
   """
   @spec reset(t(), keyword()) :: :ok | {:error, Error.t()}
-  def reset(session, opts \\ []), do: ok(call(session, "reset", %{}, opts, @default_timeout))
+  def reset(session, opts \\ []) do
+    with {:ok, opts} <- options(opts, [:timeout]) do
+      ok(call(session, "reset", %{}, opts, @default_timeout))
+    end
+  end
 
   @doc """
-  Changes the session's settings. Options: `:lm` (an `t:lm_spec/0`; `nil` removes it),
-  `:timeout`. Executions already running keep the LM they started with.
+  Changes the session's settings. Options: `:lm` (an `t:lm_spec/0`; `nil` removes it; left
+  as it is when not given), `:timeout`. Executions already running keep the LM they started
+  with. If the new LM cannot be built, the session keeps its current one.
 
   ## Examples
 
@@ -160,8 +165,8 @@ defmodule DSPex.Native.Session do
   @spec configure(t(), keyword()) :: :ok | {:error, Error.t()}
   def configure(session, opts) do
     with {:ok, opts} <- options(opts, [:lm, :timeout]),
-         {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)) do
-      ok(call(session, "configure", %{"lm" => lm}, opts, @default_timeout))
+         {:ok, settings} <- settings(opts) do
+      ok(call(session, "configure", settings, opts, @default_timeout))
     end
   end
 
@@ -256,8 +261,11 @@ defmodule DSPex.Native.Session do
       {:ok, ["a", "b"]}
   """
   @spec list_programs(t(), keyword()) :: {:ok, [String.t()]} | {:error, Error.t()}
-  def list_programs(session, opts \\ []),
-    do: call(session, "list_programs", %{}, opts, @default_timeout)
+  def list_programs(session, opts \\ []) do
+    with {:ok, opts} <- options(opts, [:timeout]) do
+      call(session, "list_programs", %{}, opts, @default_timeout)
+    end
+  end
 
   @doc """
   Deletes a program; `:not_found` if the session has none with that ID.
@@ -272,7 +280,8 @@ defmodule DSPex.Native.Session do
   """
   @spec delete_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
   def delete_program(session, id, opts \\ []) do
-    with {:ok, id} <- program_id(id) do
+    with {:ok, opts} <- options(opts, [:timeout]),
+         {:ok, id} <- program_id(id) do
       ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
     end
   end
@@ -290,7 +299,8 @@ defmodule DSPex.Native.Session do
   """
   @spec info(t(), keyword()) :: {:ok, map()} | {:error, Error.t()}
   def info(session, opts \\ []) do
-    with {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
+    with {:ok, opts} <- options(opts, [:timeout]),
+         {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
       # The keys come from the bridge's fixed set, never from user data.
       {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
     end
@@ -299,7 +309,9 @@ defmodule DSPex.Native.Session do
   # -- plumbing ----------------------------------------------------------------------------
 
   defp call(%__MODULE__{resource: resource}, op, args, opts, default) do
-    Call.run(&NIF.session_call(resource, op, args, &1), timeout(opts, default))
+    with {:ok, timeout} <- timeout(opts, default) do
+      Call.run(&NIF.session_call(resource, op, args, &1), timeout)
+    end
   end
 
   defp call(other, _op, _args, _opts, _default) do
@@ -335,14 +347,21 @@ defmodule DSPex.Native.Session do
   defp timeout(opts, default) do
     case Keyword.get(opts, :timeout, default) do
       :infinity ->
-        :infinity
+        {:ok, :infinity}
 
       ms when is_integer(ms) and ms >= 0 ->
-        ms
+        {:ok, ms}
 
       other ->
-        raise ArgumentError,
-              "timeout must be a non-negative integer or :infinity, got #{inspect(other)}"
+        {:error,
+         invalid("timeout must be a non-negative integer or :infinity, got #{inspect(other)}")}
+    end
+  end
+
+  defp settings(opts) do
+    case Keyword.fetch(opts, :lm) do
+      {:ok, spec} -> with {:ok, lm} <- lm_spec(spec), do: {:ok, %{"lm" => lm}}
+      :error -> {:ok, %{}}
     end
   end
 

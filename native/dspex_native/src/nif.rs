@@ -52,11 +52,19 @@ fn argument(term: Term<'_>, path: &str) -> Result<Value, Error> {
 
 fn config_from(value: &Value) -> Result<Config, Error> {
     let mut config = Config::default();
+    // Integers may come from the environment as text ("8").
     let positive = |key: &str| match value.get(key) {
         None | Some(Value::Nil) => Ok(None),
         Some(Value::Int(n)) if *n > 0 => Ok(Some(*n as usize)),
+        Some(Value::Str(s)) if s.trim().parse::<usize>().is_ok_and(|n| n > 0) => {
+            Ok(s.trim().parse().ok())
+        }
         Some(other) => Err(Error::invalid_argument(format!(
-            "config {key} must be a positive integer, got {other:?}"
+            "config {key} must be a positive integer, got {}",
+            match other {
+                Value::Str(s) => format!("{s:?}"),
+                other => format!("{other:?}"),
+            }
         ))),
     };
     let text = |key: &str| match value.get(key) {
@@ -91,7 +99,11 @@ fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
             dspex_runtime::start(config);
             atoms::ok().encode(env)
         }
-        Err(err) => error_reply(env, &err),
+        Err(err) => {
+            // Every later call reports the bad setting instead of "not started".
+            dspex_runtime::start_failed(format!("invalid configuration: {}", err.message));
+            error_reply(env, &err)
+        }
     }
 }
 

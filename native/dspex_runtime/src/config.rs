@@ -13,7 +13,7 @@ pub struct Config {
     pub python: Option<PathBuf>,
     /// Python worker threads.
     pub workers: usize,
-    /// Execution jobs that may wait in the queue before calls get `:overloaded`.
+    /// Jobs (of any kind) that may wait in the queue before calls get `:overloaded`.
     pub queue_size: usize,
     /// The folder holding the `dspex_bridge` package (the app's `priv/python`).
     pub bridge_path: PathBuf,

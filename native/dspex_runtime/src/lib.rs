@@ -55,6 +55,16 @@ pub fn start(config: Config) -> &'static Pool {
     pool
 }
 
+/// Records that the runtime cannot start (a bad configuration): every call then gets
+/// `:not_started` with `why`. Does nothing if the runtime was already started.
+pub fn start_failed(why: String) -> &'static Pool {
+    POOL.get_or_init(|| {
+        let pool = Pool::new(1, 1);
+        pool.set_status(Status::Failed(why));
+        pool
+    })
+}
+
 /// The running pool, if [`start`] was called.
 pub fn pool() -> Option<&'static Pool> {
     POOL.get()

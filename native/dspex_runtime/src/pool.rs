@@ -190,8 +190,9 @@ impl Pool {
                 drop(object);
             })
         }));
-        if outcome.is_err() {
-            tracing::error!("a panic while releasing a session was caught");
+        match outcome {
+            Ok(()) => tracing::debug!("session released"),
+            Err(_) => tracing::error!("a panic while releasing a session was caught"),
         }
         self.releases_done.fetch_add(1, Ordering::Relaxed);
     }

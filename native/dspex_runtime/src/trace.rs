@@ -22,6 +22,7 @@ pub fn init(filter: Option<&str>) {
             .with_env_filter(env_filter)
             .with_writer(std::io::stderr)
             .with_thread_names(true)
+            .with_ansi(false)
             .try_init();
     });
 }

@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
-from . import errors  # noqa: E402
+from . import errors, lms  # noqa: E402
 from .errors import BridgeError  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable  # noqa: E402
@@ -43,7 +43,7 @@ def open_session(sid, name, lm_spec):
     try:
         return (True, Session(sid, name, lm_spec))
     except BaseException as exc:  # noqa: BLE001
-        return (False, errors.describe(exc))
+        return (False, errors.describe(exc, lms.secrets_of(lm_spec)))
 
 
 def call(session, op, args):
@@ -54,9 +54,15 @@ def call(session, op, args):
             raise BridgeError("closed", f"{session.label()} is closed")
         return (True, getattr(session, op)(args))
     except Unrepresentable as exc:
-        return (False, errors.describe(BridgeError("python_error", str(exc)), session.lm.secrets))
+        return (False, errors.describe(BridgeError("python_error", str(exc)), _secrets(session, op, args)))
     except BaseException as exc:  # noqa: BLE001  (SystemExit & co. must not kill a worker)
-        return (False, errors.describe(exc, session.lm.secrets))
+        return (False, errors.describe(exc, _secrets(session, op, args)))
+
+
+def _secrets(session, op, args):
+    # A failing configure may echo the new spec's key as well as the old one's.
+    new = lms.secrets_of(args.get("lm")) if op == "configure" and isinstance(args, dict) else ()
+    return tuple(session.lm.secrets) + tuple(new)
 
 
 def release(session):

@@ -46,13 +46,27 @@ def build(spec):
         if not isinstance(model, str) or not model.strip():
             raise BridgeError("invalid_argument", "lm: the model must be a non-empty string like \"openai/gpt-4o-mini\"")
         kwargs = {str(k): v for k, v in (spec.get("kwargs") or {}).items()}
-        secrets = [v for k, v in kwargs.items() if "key" in k.lower() and isinstance(v, str)]
+        secrets = secrets_of(spec)
         try:
             lm = dspy.LM(model, **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise BridgeError("invalid_argument", f"dspy.LM({model!r}) refused its options: {exc}") from exc
         return LMConfig(lm, model, secrets)
     raise BridgeError("invalid_argument", f"unknown lm kind {kind!r}")
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+def secrets_of(spec):
+    """The option values of an LM spec that must never appear in a message."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("kwargs"), dict):
+        return ()
+    return tuple(
+        v
+        for k, v in spec["kwargs"].items()
+        if isinstance(k, str) and isinstance(v, str) and any(w in k.lower() for w in _SECRET_WORDS)
+    )
 
 
 def _plain_keys(value):

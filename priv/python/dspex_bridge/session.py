@@ -52,7 +52,9 @@ class Session:
     # -- operations (the op names Elixir sends) ------------------------------------------
 
     def configure(self, args):
-        self.lm = lms.build(args.get("lm"))
+        # Only the settings given change; today that is the LM.
+        if "lm" in args:
+            self.lm = lms.build(args["lm"])
         return None
 
     def create_program(self, args):

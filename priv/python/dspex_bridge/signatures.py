@@ -148,6 +148,8 @@ def from_structure(spec):
         if len(entries) > MAX_FIELDS:
             raise _invalid(f"signature has {len(entries)} {kind}; the limit is {MAX_FIELDS}")
         for entry in entries:
+            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
+                raise _invalid(f"{kind}: each field must be [name, description], got {entry!r}")
             name, desc = entry
             _check_field_name(name, kind)
             if name in fields:

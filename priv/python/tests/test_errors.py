@@ -229,3 +229,36 @@ def test_call_returns_an_error_for_garbage_args(open_session, op, args):
 def test_global_call_never_raises():
     result = bridge.global_call("stats", "not a map")
     assert result[0] is False and result[1]["reason"] == "python_error"
+
+
+def _lm_that_echoes_its_key(monkeypatch):
+    import dspy
+
+    def failing_lm(model, **kwargs):
+        raise ValueError(f"refusing {model} with api_key={kwargs.get('api_key')}")
+
+    monkeypatch.setattr(dspy, "LM", failing_lm)
+
+
+def test_a_failing_open_never_shows_the_new_key(monkeypatch):
+    _lm_that_echoes_its_key(monkeypatch)
+    answer = bridge.open_session(9001, "k", real_lm(api_key="sk-open-secret-999"))
+    error = err(answer, "invalid_argument")
+    assert "sk-open-secret-999" not in error["message"]
+    assert "[REDACTED]" in error["message"]
+
+
+def test_a_failing_configure_never_shows_the_new_key(monkeypatch, open_session):
+    session = open_session(real_lm(api_key="sk-old-secret-111"))
+    _lm_that_echoes_its_key(monkeypatch)
+    error = err(call(session, "configure", {"lm": real_lm(api_key="sk-new-secret-222")}), "invalid_argument")
+    assert "sk-new-secret-222" not in error["message"]
+    # The session keeps its old LM when the new one cannot be built.
+    assert ok(call(session, "info"))["lm"] == "openai/gpt-4o-mini"
+
+
+def test_tokens_and_passwords_count_as_secrets_too():
+    from dspex_bridge import lms
+
+    spec = {"kind": "lm", "model": "m", "kwargs": {"api_key": "a-key", "auth_token": "a-token", "password": "pw12", "temperature": "0.5"}}
+    assert set(lms.secrets_of(spec)) == {"a-key", "a-token", "pw12"}

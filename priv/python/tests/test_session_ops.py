@@ -296,3 +296,9 @@ def test_released_session_answers_closed(open_session):
         error = err(call(session, op, {"id": "qa", "inputs": {"question": "?"}}), "closed")
         assert "'gone'" in error["message"]
     bridge.release(session)  # releasing twice is harmless
+
+
+def test_configure_without_an_lm_key_leaves_the_lm_alone(open_session):
+    session = open_session(dummy({"answer": "kept"}))
+    assert ok(call(session, "configure", {})) is None
+    assert ok(call(session, "info"))["lm"] == "dummy"

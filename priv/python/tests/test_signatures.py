@@ -221,3 +221,10 @@ def test_invalid_signature_through_call(open_session, monkeypatch):
     assert error["python_type"] is None
     assert "this" not in sys.modules
     assert ok(call(session, "list_programs")) == []
+
+
+@pytest.mark.parametrize("entry", [["q"], "q", ["q", None, "extra"], 42])
+def test_a_malformed_structured_field_is_invalid_signature(entry):
+    with pytest.raises(BridgeError) as caught:
+        signatures.from_structure({"inputs": [entry], "outputs": [["a", None]]})
+    assert caught.value.reason == "invalid_signature"
