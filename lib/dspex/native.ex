@@ -65,7 +65,7 @@ defmodule DSPex.Native do
   """
   @spec await_ready(timeout()) :: :ok | {:error, Error.t()}
   def await_ready(timeout \\ 30_000) do
-    case Call.run(&NIF.global_call("ping", nil, &1), timeout) do
+    case Call.run(&global_job("ping", nil, &1, &2), timeout) do
       {:ok, nil} -> :ok
       {:error, _} = error -> error
     end
@@ -99,7 +99,7 @@ defmodule DSPex.Native do
 
     python =
       case Call.run(
-             &NIF.global_call("stats", %{"gc" => Keyword.get(opts, :gc, false)}, &1),
+             &global_job("stats", %{"gc" => Keyword.get(opts, :gc, false)}, &1, &2),
              Keyword.get(opts, :timeout, 15_000)
            ) do
         {:ok, counts} -> counts
@@ -129,5 +129,9 @@ defmodule DSPex.Native do
       {:ok, %{"a" => [1, 2.5, "three", :four, {:five}]}}
   """
   @spec ping(term(), timeout()) :: {:ok, term()} | {:error, Error.t()}
-  def ping(term, timeout \\ 5_000), do: Call.run(&NIF.global_call("ping", term, &1), timeout)
+  def ping(term, timeout \\ 5_000), do: Call.run(&global_job("ping", term, &1, &2), timeout)
+
+  @doc false
+  def global_job(op, args, tag, false), do: NIF.global_call(op, args, tag)
+  def global_job(op, args, tag, true), do: NIF.global_call_dirty(op, args, tag)
 end

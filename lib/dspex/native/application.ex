@@ -37,6 +37,14 @@ defmodule DSPex.Native.Application do
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Native.Supervisor)
   end
 
+  @impl true
+  def prep_stop(state) do
+    # CPython lives as long as the OS process; stopping the application refuses new calls
+    # (:not_started), lets running jobs answer, and returns at once.
+    Call.safe(&NIF.stop/0)
+    state
+  end
+
   # Python boots in the background; say so in the log if it cannot.
   defp report_startup do
     case DSPex.Native.await_ready(:infinity) do
@@ -53,6 +61,7 @@ defmodule DSPex.Native.Application do
       "queue_size" => setting(:queue_size, "DSPEX_QUEUE_SIZE"),
       "trace" => string(setting(:trace, "DSPEX_TRACE")),
       "warm" => Application.get_env(:dspex_native, :warm, true),
+      "test_hooks" => Application.get_env(:dspex_native, :test_hooks, false),
       "bridge_path" => Path.join(to_string(:code.priv_dir(:dspex_native)), "python")
     }
   end

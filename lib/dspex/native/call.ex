@@ -10,10 +10,12 @@ defmodule DSPex.Native.Call do
   alias DSPex.Native.{Error, NIF}
 
   @doc false
+  # `submit.(tag, dirty?)` queues the job through the normal NIF, or its dirty-scheduler twin
+  # when the normal one found the arguments too big (`:dirty`).
   def run(submit, timeout) do
     tag = make_ref()
 
-    case safe(fn -> submit.(tag) end) do
+    case safe(fn -> with(:dirty <- submit.(tag, false), do: submit.(tag, true)) end) do
       {:ok, job} -> await(tag, job, timeout)
       {:ok, resource, job} -> with {:ok, _} <- await(tag, job, timeout), do: {:ok, resource}
       {:error, error} -> {:error, Error.from_native(error)}
@@ -41,7 +43,12 @@ defmodule DSPex.Native.Call do
     fun.()
   rescue
     e in ErlangError ->
-      if e.original == :not_loaded, do: {:error, not_loaded()}, else: reraise(e, __STACKTRACE__)
+      case e.original do
+        :not_loaded -> {:error, not_loaded()}
+        # rustler turns a panic into this exception; the caller gets an error instead.
+        :nif_panicked -> {:error, {:internal_error, "a panic in the NIF was caught", nil, nil}}
+        _ -> reraise(e, __STACKTRACE__)
+      end
   end
 
   defp not_loaded do

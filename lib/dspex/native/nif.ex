@@ -2,7 +2,8 @@ defmodule DSPex.Native.NIF do
   @moduledoc false
   # The NIF functions (native/dspex_native/src/nif.rs). None of them takes the GIL or waits
   # for Python: calls that need Python queue a job and return `{:ok, job}`; the answer
-  # arrives later as `{tag, {:ok, value} | {:error, error}}`.
+  # arrives later as `{tag, {:ok, value} | {:error, error}}`. A call whose arguments are
+  # too big to decode on a normal scheduler answers `:dirty`: call its `_dirty` twin.
   #
   # Loading never fails the module: if the library cannot be loaded, the stubs stay and
   # `DSPex.Native.Call` turns that into `:not_started` with the loader's message.
@@ -28,11 +29,16 @@ defmodule DSPex.Native.NIF do
 
   def start(_config), do: :erlang.nif_error(:not_loaded)
   def status, do: :erlang.nif_error(:not_loaded)
-  def session_open(_name, _lm, _tag), do: :erlang.nif_error(:not_loaded)
+  def stop, do: :erlang.nif_error(:not_loaded)
+  def session_open(_name, _lm, _owner, _tag), do: :erlang.nif_error(:not_loaded)
+  def session_open_dirty(_name, _lm, _owner, _tag), do: :erlang.nif_error(:not_loaded)
   def session_call(_session, _op, _args, _tag), do: :erlang.nif_error(:not_loaded)
+  def session_call_dirty(_session, _op, _args, _tag), do: :erlang.nif_error(:not_loaded)
   def global_call(_op, _args, _tag), do: :erlang.nif_error(:not_loaded)
+  def global_call_dirty(_op, _args, _tag), do: :erlang.nif_error(:not_loaded)
   def session_close(_session), do: :erlang.nif_error(:not_loaded)
   def session_meta(_session), do: :erlang.nif_error(:not_loaded)
   def job_cancel(_job), do: :erlang.nif_error(:not_loaded)
   def pool_stats, do: :erlang.nif_error(:not_loaded)
+  def test_panic, do: :erlang.nif_error(:not_loaded)
 end

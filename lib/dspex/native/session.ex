@@ -86,7 +86,9 @@ defmodule DSPex.Native.Session do
   Opens a session.
 
   Options: `:name` (a string shown by `inspect/1` and `info/1`), `:lm` (an `t:lm_spec/0`),
-  `:timeout`. `open/0` opens an unnamed session with no LM.
+  `:owner` (a pid: the session is closed when that process exits, wherever its handle has
+  been copied to; without it, garbage collection alone decides), `:timeout`. `open/0` opens
+  an unnamed session with no LM.
 
   ## Examples
 
@@ -96,11 +98,12 @@ defmodule DSPex.Native.Session do
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(opts \\ []) do
-    with {:ok, opts} <- options(opts, [:name, :lm, :timeout]),
+    with {:ok, opts} <- options(opts, [:name, :lm, :owner, :timeout]),
          {:ok, name} <- name(Keyword.get(opts, :name)),
          {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)),
+         {:ok, owner} <- owner(Keyword.get(opts, :owner)),
          {:ok, timeout} <- timeout(opts, @default_timeout),
-         {:ok, resource} <- Call.run(&NIF.session_open(name, lm, &1), timeout) do
+         {:ok, resource} <- Call.run(&open_job(name, lm, owner, &1, &2), timeout) do
       {id, name, _closed} = NIF.session_meta(resource)
       {:ok, %__MODULE__{resource: resource, id: id, name: if(name == "", do: nil, else: name)}}
     end
@@ -310,13 +313,25 @@ defmodule DSPex.Native.Session do
 
   defp call(%__MODULE__{resource: resource}, op, args, opts, default) do
     with {:ok, timeout} <- timeout(opts, default) do
-      Call.run(&NIF.session_call(resource, op, args, &1), timeout)
+      Call.run(&session_job(resource, op, args, &1, &2), timeout)
     end
   end
 
   defp call(other, _op, _args, _opts, _default) do
     {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
   end
+
+  defp open_job(name, lm, owner, tag, false), do: NIF.session_open(name, lm, owner, tag)
+  defp open_job(name, lm, owner, tag, true), do: NIF.session_open_dirty(name, lm, owner, tag)
+
+  defp session_job(resource, op, args, tag, false), do: NIF.session_call(resource, op, args, tag)
+
+  defp session_job(resource, op, args, tag, true),
+    do: NIF.session_call_dirty(resource, op, args, tag)
+
+  defp owner(nil), do: {:ok, nil}
+  defp owner(pid) when is_pid(pid) and node(pid) == node(), do: {:ok, pid}
+  defp owner(other), do: {:error, invalid("owner must be a local pid, got #{inspect(other)}")}
 
   defp ok({:ok, nil}), do: :ok
   defp ok({:error, _} = error), do: error

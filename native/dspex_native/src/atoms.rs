@@ -11,4 +11,5 @@ rustler::atoms! {
     cancelled,
     running_cancelled,
     sent,
+    dirty,
 }

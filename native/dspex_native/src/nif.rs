@@ -1,17 +1,35 @@
 //! The NIF surface: decode arguments, queue a job, return. No function here takes the GIL
 //! or waits for Python; answers arrive as `{tag, {:ok, value} | {:error, error}}` messages
 //! sent by a worker, where `tag` is a reference the caller made.
+//!
+//! Functions that take a term of unbounded size come in two flavours: the normal one decodes
+//! on a budget and answers `:dirty` when the term is too big, and the `_dirty` one (on a
+//! dirty CPU scheduler) decodes anything. Elixir calls the second after the first.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
-use dspex_runtime::{Cancelled, Config, Deliver, Error, Status, Value};
+use dspex_runtime::{Cancelled, Config, Deliver, Error, Gate, Status, Value};
 
 use crate::atoms;
 use crate::resource::{JobResource, SessionResource};
-use crate::term_codec::{decode, encode};
+use crate::term_codec::{decode, encode, Decode, NORMAL_BUDGET};
+
+/// Why a call was not queued.
+enum Refused {
+    Error(Error),
+    /// Too big for a normal scheduler: retry with the `_dirty` variant.
+    TooBig,
+}
+
+impl From<Error> for Refused {
+    fn from(err: Error) -> Self {
+        Refused::Error(err)
+    }
+}
 
 /// `{reason, message, python_type, traceback}`, the shape `DSPex.Native.Error` is built from.
 fn encode_error<'a>(env: Env<'a>, err: &Error) -> Term<'a> {
@@ -27,6 +45,13 @@ fn encode_error<'a>(env: Env<'a>, err: &Error) -> Term<'a> {
 
 fn error_reply<'a>(env: Env<'a>, err: &Error) -> Term<'a> {
     (atoms::error(), encode_error(env, err)).encode(env)
+}
+
+fn refused<'a>(env: Env<'a>, refused: Refused) -> Term<'a> {
+    match refused {
+        Refused::Error(err) => error_reply(env, &err),
+        Refused::TooBig => atoms::dirty().encode(env),
+    }
 }
 
 /// A deliver function that messages the calling process `{tag, result}`.
@@ -46,9 +71,21 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
     })
 }
 
-fn argument(term: Term<'_>, path: &str) -> Result<Value, Error> {
-    decode(term, path).map_err(Error::invalid_argument)
+fn argument(term: Term<'_>, path: &str, budget: Option<usize>) -> Result<Value, Refused> {
+    decode(term, path, budget).map_err(|e| match e {
+        Decode::Invalid(message) => Refused::Error(Error::invalid_argument(message)),
+        Decode::TooBig => Refused::TooBig,
+    })
 }
+
+fn job<'a>(env: Env<'a>, result: Result<Arc<Gate>, Refused>) -> Term<'a> {
+    match result {
+        Ok(gate) => (atoms::ok(), ResourceArc::new(JobResource { gate })).encode(env),
+        Err(r) => refused(env, r),
+    }
+}
+
+// -- lifecycle --------------------------------------------------------------------------
 
 fn config_from(value: &Value) -> Result<Config, Error> {
     let mut config = Config::default();
@@ -74,6 +111,10 @@ fn config_from(value: &Value) -> Result<Config, Error> {
             "config {key} must be a string, got {other:?}"
         ))),
     };
+    let flag = |key: &str, default: bool| match value.get(key) {
+        Some(Value::Bool(b)) => *b,
+        _ => default,
+    };
     if let Some(n) = positive("workers")? {
         config.workers = n;
     }
@@ -85,18 +126,24 @@ fn config_from(value: &Value) -> Result<Config, Error> {
     if let Some(path) = text("bridge_path")? {
         config.bridge_path = PathBuf::from(path);
     }
-    if let Some(Value::Bool(warm)) = value.get("warm") {
-        config.warm = *warm;
-    }
+    config.warm = flag("warm", config.warm);
+    config.test_hooks = flag("test_hooks", false);
     Ok(config)
 }
 
-/// Starts the runtime (once per BEAM); returns at once while Python boots on its own thread.
+/// Starts the runtime (once per BEAM) and returns at once while Python boots on its own
+/// thread. After `stop/0`, starting again only accepts calls again (same interpreter).
 #[rustler::nif]
 fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
-    match argument(config, "config").and_then(|v| config_from(&v)) {
+    let config = decode(config, "config", None)
+        .map_err(|e| match e {
+            Decode::Invalid(message) => Error::invalid_argument(message),
+            Decode::TooBig => Error::invalid_argument("config is too big"),
+        })
+        .and_then(|v| config_from(&v));
+    match config {
         Ok(config) => {
-            dspex_runtime::start(config);
+            dspex_runtime::start(config).set_accepting(true);
             atoms::ok().encode(env)
         }
         Err(err) => {
@@ -105,6 +152,15 @@ fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
             error_reply(env, &err)
         }
     }
+}
+
+/// Refuses new calls (`:not_started`); queued and running jobs finish and answer.
+#[rustler::nif]
+fn stop() -> rustler::Atom {
+    if let Some(pool) = dspex_runtime::pool() {
+        pool.set_accepting(false);
+    }
+    atoms::ok()
 }
 
 /// `:idle` (never started), `:starting`, `:ready` or `{:failed, message}`.
@@ -118,30 +174,94 @@ fn status(env: Env<'_>) -> Term<'_> {
     }
 }
 
-#[rustler::nif]
-fn session_open<'a>(env: Env<'a>, name: Term<'a>, lm: Term<'a>, tag: Term<'a>) -> Term<'a> {
+// -- sessions ---------------------------------------------------------------------------
+
+fn open<'a>(
+    env: Env<'a>,
+    name: Term<'a>,
+    lm: Term<'a>,
+    owner: Term<'a>,
+    tag: Term<'a>,
+    budget: Option<usize>,
+) -> Term<'a> {
     let result = (|| {
-        let name = match argument(name, "name")? {
+        let name = match argument(name, "name", budget)? {
             Value::Str(s) => s,
             Value::Nil => String::new(),
             other => {
                 return Err(Error::invalid_argument(format!(
                     "name must be a string, got {other:?}"
-                )))
+                ))
+                .into())
             }
         };
-        let lm = argument(lm, "lm")?;
-        dspex_runtime::open_session(name, lm, reply_to(env, tag))
+        let owner: Option<LocalPid> = if owner.is_atom() {
+            None
+        } else {
+            Some(
+                owner
+                    .decode()
+                    .map_err(|_| Error::invalid_argument("owner must be a local pid (or nil)"))?,
+            )
+        };
+        let lm = argument(lm, "lm", budget)?;
+        let (cell, gate) = dspex_runtime::open_session(name, lm, reply_to(env, tag))?;
+        let session = ResourceArc::new(SessionResource { cell });
+        if let Some(pid) = owner {
+            // A monitor on an owner that is already dead: the session is closed at once.
+            if session.monitor(Some(env), &pid).is_none() {
+                session.cell.close();
+            }
+        }
+        Ok((session, gate))
     })();
     match result {
-        Ok((cell, gate)) => (
-            atoms::ok(),
-            ResourceArc::new(SessionResource { cell }),
-            ResourceArc::new(JobResource { gate }),
-        )
-            .encode(env),
-        Err(err) => error_reply(env, &err),
+        Ok((session, gate)) => {
+            (atoms::ok(), session, ResourceArc::new(JobResource { gate })).encode(env)
+        }
+        Err(r) => refused(env, r),
     }
+}
+
+#[rustler::nif]
+fn session_open<'a>(
+    env: Env<'a>,
+    name: Term<'a>,
+    lm: Term<'a>,
+    owner: Term<'a>,
+    tag: Term<'a>,
+) -> Term<'a> {
+    open(env, name, lm, owner, tag, Some(NORMAL_BUDGET))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn session_open_dirty<'a>(
+    env: Env<'a>,
+    name: Term<'a>,
+    lm: Term<'a>,
+    owner: Term<'a>,
+    tag: Term<'a>,
+) -> Term<'a> {
+    open(env, name, lm, owner, tag, None)
+}
+
+fn call<'a>(
+    env: Env<'a>,
+    session: &SessionResource,
+    op: &str,
+    arguments: Term<'a>,
+    tag: Term<'a>,
+    budget: Option<usize>,
+) -> Term<'a> {
+    let result = argument(arguments, "arguments", budget).and_then(|args| {
+        Ok(dspex_runtime::call(
+            &session.cell,
+            op,
+            args,
+            reply_to(env, tag),
+        )?)
+    });
+    job(env, result)
 }
 
 #[rustler::nif]
@@ -152,26 +272,40 @@ fn session_call<'a>(
     arguments: Term<'a>,
     tag: Term<'a>,
 ) -> Term<'a> {
-    let result = argument(arguments, "arguments")
-        .and_then(|args| dspex_runtime::call(&session.cell, &op, args, reply_to(env, tag)));
-    job_reply(env, result)
+    call(env, &session, &op, arguments, tag, Some(NORMAL_BUDGET))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn session_call_dirty<'a>(
+    env: Env<'a>,
+    session: ResourceArc<SessionResource>,
+    op: String,
+    arguments: Term<'a>,
+    tag: Term<'a>,
+) -> Term<'a> {
+    call(env, &session, &op, arguments, tag, None)
+}
+
+fn global<'a>(
+    env: Env<'a>,
+    op: &str,
+    arguments: Term<'a>,
+    tag: Term<'a>,
+    budget: Option<usize>,
+) -> Term<'a> {
+    let result = argument(arguments, "arguments", budget)
+        .and_then(|args| Ok(dspex_runtime::global_call(op, args, reply_to(env, tag))?));
+    job(env, result)
 }
 
 #[rustler::nif]
 fn global_call<'a>(env: Env<'a>, op: String, arguments: Term<'a>, tag: Term<'a>) -> Term<'a> {
-    let result = argument(arguments, "arguments")
-        .and_then(|args| dspex_runtime::global_call(&op, args, reply_to(env, tag)));
-    job_reply(env, result)
+    global(env, &op, arguments, tag, Some(NORMAL_BUDGET))
 }
 
-fn job_reply<'a>(
-    env: Env<'a>,
-    result: Result<std::sync::Arc<dspex_runtime::Gate>, Error>,
-) -> Term<'a> {
-    match result {
-        Ok(gate) => (atoms::ok(), ResourceArc::new(JobResource { gate })).encode(env),
-        Err(err) => error_reply(env, &err),
-    }
+#[rustler::nif(schedule = "DirtyCpu")]
+fn global_call_dirty<'a>(env: Env<'a>, op: String, arguments: Term<'a>, tag: Term<'a>) -> Term<'a> {
+    global(env, &op, arguments, tag, None)
 }
 
 /// Closes a session; idempotent. Its Python objects are released by the pool.
@@ -189,10 +323,11 @@ fn session_meta(session: ResourceArc<SessionResource>) -> (u64, String, bool) {
 }
 
 /// Gives up on a job: `:cancelled` (it will never answer), `:running_cancelled` (it was
-/// running; its answer will be dropped) or `:sent` (the answer is already in the mailbox).
+/// running: it is interrupted and its answer dropped) or `:sent` (the answer is already in
+/// the caller's mailbox).
 #[rustler::nif]
 fn job_cancel(job: ResourceArc<JobResource>) -> rustler::Atom {
-    match job.gate.cancel() {
+    match job.cancel() {
         Cancelled::Stopped { was_running: false } => atoms::cancelled(),
         Cancelled::Stopped { was_running: true } => atoms::running_cancelled(),
         Cancelled::AlreadySent => atoms::sent(),
@@ -215,4 +350,10 @@ fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put("jobs_done", s.jobs_done)?
         .map_put("releases_done", s.releases_done)?;
     Ok(map)
+}
+
+/// Test hook: a panic on a scheduler thread, which must reach the caller as an error.
+#[rustler::nif]
+fn test_panic() -> rustler::Atom {
+    panic!("test_panic: a deliberate panic in a NIF")
 }

@@ -3,21 +3,50 @@
 //! Decoding runs on the calling scheduler (terms belong to the caller's environment) and
 //! needs no GIL; a term with no Python form is refused with a message that names where in
 //! the argument it sits (`inputs.question`, `inputs[2]`).
+//!
+//! On a normal scheduler decoding runs on a budget: a term too big to copy within about a
+//! millisecond is reported as [`Decode::TooBig`], and the caller retries on a dirty CPU
+//! scheduler, where there is no limit.
 
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Encoder, Env, Term, TermType};
 
-use dspex_runtime::value::{Value, MAX_DEPTH};
+use dspex_runtime::value::{Value, MAX_BIG_DIGITS, MAX_DEPTH};
 
-/// Decodes `term`; `path` names it in error messages.
-pub fn decode(term: Term<'_>, path: &str) -> Result<Value, String> {
-    decode_at(term, path, 1)
+/// Work a normal scheduler may do decoding one argument: one unit per term, plus one per
+/// 32 bytes of binary (about 20,000 terms or 640 KB, well under a millisecond).
+pub const NORMAL_BUDGET: usize = 20_000;
+
+#[derive(Debug, PartialEq)]
+pub enum Decode {
+    /// The term has no Python form; the message says where and why.
+    Invalid(String),
+    /// Over budget: decode it again on a dirty scheduler.
+    TooBig,
 }
 
-fn decode_at(term: Term<'_>, path: &str, depth: usize) -> Result<Value, String> {
-    if depth > MAX_DEPTH {
-        return Err(format!("{path} nests deeper than {MAX_DEPTH} levels"));
+impl From<String> for Decode {
+    fn from(message: String) -> Self {
+        Decode::Invalid(message)
     }
+}
+
+/// Decodes `term`; `path` names it in error messages. `budget: None` means no limit.
+pub fn decode(term: Term<'_>, path: &str, budget: Option<usize>) -> Result<Value, Decode> {
+    let mut left = budget.unwrap_or(usize::MAX);
+    decode_at(term, path, 1, &mut left)
+}
+
+fn spend(left: &mut usize, units: usize) -> Result<(), Decode> {
+    *left = left.checked_sub(units).ok_or(Decode::TooBig)?;
+    Ok(())
+}
+
+fn decode_at(term: Term<'_>, path: &str, depth: usize, left: &mut usize) -> Result<Value, Decode> {
+    if depth > MAX_DEPTH {
+        return Err(format!("{path} nests deeper than {MAX_DEPTH} levels").into());
+    }
+    spend(left, 1)?;
     match term.get_type() {
         TermType::Atom => {
             let name = term
@@ -34,31 +63,41 @@ fn decode_at(term: Term<'_>, path: &str, depth: usize) -> Result<Value, String> 
             let bin = term
                 .decode_as_binary()
                 .map_err(|_| format!("{path} is a bitstring, not a binary"))?;
-            std::str::from_utf8(bin.as_slice())
+            spend(left, bin.len() / 32)?;
+            Ok(std::str::from_utf8(bin.as_slice())
                 .map(|s| Value::Str(s.to_owned()))
-                .map_err(|e| format!("{path} is a binary that is not valid UTF-8 ({e})"))
+                .map_err(|e| format!("{path} is a binary that is not valid UTF-8 ({e})"))?)
         }
-        TermType::Integer => term
-            .decode::<i64>()
-            .map(Value::Int)
-            .map_err(|_| format!("{path} is an integer beyond 64 bits")),
-        TermType::Float => term
+        TermType::Integer => {
+            if let Ok(n) = term.decode::<i64>() {
+                return Ok(Value::Int(n));
+            }
+            let big: rustler::BigInt = term
+                .decode()
+                .map_err(|_| format!("{path}: unreadable integer"))?;
+            let digits = big.to_string();
+            spend(left, digits.len() / 32)?;
+            if digits.trim_start_matches('-').len() > MAX_BIG_DIGITS {
+                return Err(
+                    format!("{path} is an integer of more than {MAX_BIG_DIGITS} digits").into(),
+                );
+            }
+            Ok(Value::BigInt(digits))
+        }
+        TermType::Float => Ok(term
             .decode::<f64>()
             .map(Value::Float)
-            .map_err(|_| format!("{path}: unreadable float")),
+            .map_err(|_| format!("{path}: unreadable float"))?),
         TermType::List => {
             let mut items = Vec::new();
             let mut rest = term;
             while let Ok((head, tail)) = rest.list_get_cell() {
-                items.push(decode_at(
-                    head,
-                    &format!("{path}[{}]", items.len()),
-                    depth + 1,
-                )?);
+                let at = format!("{path}[{}]", items.len());
+                items.push(decode_at(head, &at, depth + 1, left)?);
                 rest = tail;
             }
             if !rest.is_empty_list() {
-                return Err(format!("{path} is an improper list"));
+                return Err(format!("{path} is an improper list").into());
             }
             Ok(Value::List(items))
         }
@@ -67,7 +106,7 @@ fn decode_at(term: Term<'_>, path: &str, depth: usize) -> Result<Value, String> 
             elems
                 .into_iter()
                 .enumerate()
-                .map(|(i, t)| decode_at(t, &format!("{path}{{{i}}}"), depth + 1))
+                .map(|(i, t)| decode_at(t, &format!("{path}{{{i}}}"), depth + 1, left))
                 .collect::<Result<_, _>>()
                 .map(Value::Tuple)
         }
@@ -76,16 +115,16 @@ fn decode_at(term: Term<'_>, path: &str, depth: usize) -> Result<Value, String> 
                 .ok_or_else(|| format!("{path}: unreadable map"))?;
             let mut pairs = Vec::new();
             for (k, v) in iter {
-                let key = decode_at(k, &format!("{path} key"), depth + 1)?;
+                let key = decode_at(k, &format!("{path} key"), depth + 1, left)?;
                 let at = match &key {
                     Value::Str(s) | Value::Atom(s) => format!("{path}.{s}"),
                     other => format!("{path}[{other:?}]"),
                 };
-                pairs.push((key, decode_at(v, &at, depth + 1)?));
+                pairs.push((key, decode_at(v, &at, depth + 1, left)?));
             }
             Ok(Value::Map(pairs))
         }
-        other => Err(format!(
+        other => Err(Decode::Invalid(format!(
             "{path} is a {}, which has no Python form",
             match other {
                 TermType::Pid => "pid",
@@ -94,7 +133,7 @@ fn decode_at(term: Term<'_>, path: &str, depth: usize) -> Result<Value, String> 
                 TermType::Fun => "function",
                 _ => "term of unknown type",
             }
-        )),
+        ))),
     }
 }
 
@@ -104,6 +143,10 @@ pub fn encode<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
         Value::Nil => crate::atoms::nil().encode(env),
         Value::Bool(b) => b.encode(env),
         Value::Int(i) => i.encode(env),
+        Value::BigInt(digits) => match digits.parse::<rustler::BigInt>() {
+            Ok(big) => big.encode(env),
+            Err(_) => digits.encode(env),
+        },
         Value::Float(f) => f.encode(env),
         Value::Str(s) => s.encode(env),
         Value::Atom(name) => Atom::from_str(env, name)

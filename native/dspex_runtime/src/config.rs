@@ -21,6 +21,8 @@ pub struct Config {
     pub trace: Option<String>,
     /// Import the LM client stack (litellm) in the background once ready.
     pub warm: bool,
+    /// Allow the test-only operations (`test_panic`, `test_eval`). Never in production.
+    pub test_hooks: bool,
 }
 
 impl Default for Config {
@@ -32,6 +34,7 @@ impl Default for Config {
             bridge_path: PathBuf::from("priv/python"),
             trace: None,
             warm: true,
+            test_hooks: false,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! cancel under the same lock either stops delivery or learns that the answer is already
 //! in the caller's mailbox (so the caller can flush it).
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
@@ -54,12 +55,19 @@ pub enum Cancelled {
 #[derive(Debug)]
 pub struct Gate {
     state: Mutex<GateState>,
+    /// The Python thread ident of the worker running the job, while it is in Python.
+    python_thread: AtomicU64,
+    /// Set and cleared by the worker while it holds the GIL, so a thread that holds the GIL
+    /// reads a stable answer: is this job's Python code running right now?
+    in_python: AtomicBool,
 }
 
 impl Default for Gate {
     fn default() -> Self {
         Gate {
             state: Mutex::new(GateState::Queued),
+            python_thread: AtomicU64::new(0),
+            in_python: AtomicBool::new(false),
         }
     }
 }
@@ -97,6 +105,25 @@ impl Gate {
         deliver(result);
         *s = GateState::Sent;
         true
+    }
+
+    /// Called by the worker, holding the GIL, as the job's Python code starts.
+    pub(crate) fn enter_python(&self, thread_ident: u64) {
+        self.python_thread.store(thread_ident, Ordering::SeqCst);
+        self.in_python.store(true, Ordering::SeqCst);
+    }
+
+    /// Called by the worker, holding the GIL, as the job's Python code ends.
+    pub(crate) fn leave_python(&self) {
+        self.in_python.store(false, Ordering::SeqCst);
+    }
+
+    /// The thread to interrupt: only a cancelled job whose Python code is running. Must be
+    /// read while holding the GIL (then the worker cannot enter or leave meanwhile).
+    pub(crate) fn interrupt_target(&self) -> Option<u64> {
+        let cancelled = self.state() == GateState::Cancelled;
+        (cancelled && self.in_python.load(Ordering::SeqCst))
+            .then(|| self.python_thread.load(Ordering::SeqCst))
     }
 
     pub fn cancel(&self) -> Cancelled {
@@ -155,6 +182,22 @@ mod tests {
         assert!(!gate.deliver(deliver, Ok(Value::Nil)));
         assert!(rx.try_recv().is_err());
         assert_eq!(gate.state(), GateState::Cancelled);
+    }
+
+    #[test]
+    fn only_a_cancelled_job_inside_python_is_an_interrupt_target() {
+        let gate = Gate::new();
+        assert!(gate.start());
+        gate.enter_python(42);
+        assert_eq!(gate.interrupt_target(), None, "running, not cancelled");
+        gate.cancel();
+        assert_eq!(gate.interrupt_target(), Some(42));
+        gate.leave_python();
+        assert_eq!(
+            gate.interrupt_target(),
+            None,
+            "left Python: nothing to interrupt"
+        );
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub fn start(config: Config) -> &'static Pool {
     let pool = POOL.get_or_init(|| {
         trace::init(config.trace.as_deref());
         fresh = Some(config.clone());
-        Pool::new(config.workers, config.queue_size)
+        Pool::new(config.workers, config.queue_size, config.test_hooks)
     });
     if let Some(config) = fresh {
         std::thread::Builder::new()
@@ -59,7 +59,7 @@ pub fn start(config: Config) -> &'static Pool {
 /// `:not_started` with `why`. Does nothing if the runtime was already started.
 pub fn start_failed(why: String) -> &'static Pool {
     POOL.get_or_init(|| {
-        let pool = Pool::new(1, 1);
+        let pool = Pool::new(1, 1, false);
         pool.set_status(Status::Failed(why));
         pool
     })
@@ -150,6 +150,8 @@ fn python_main(pool: &'static Pool, config: Config) {
         });
         tracing::info!("LM client stack imported");
     }
+    // This thread must live on (it is Python's main thread): it serves interrupts.
+    pool.serve_control();
     loop {
         std::thread::park();
     }
@@ -189,7 +191,11 @@ fn boot(config: &Config) -> Result<(pool::Engine, Py<PyModule>), String> {
             release: get("release")?,
             global_call: get("global_call")?,
             atom: get("Atom")?,
+            cancelled: get("Cancelled")?,
         };
+        bridge
+            .call_method1("setup", (config.test_hooks,))
+            .map_err(|e| format!("dspex_bridge.setup failed: {e}"))?;
         Ok((engine, bridge.unbind()))
     })
 }

@@ -6,15 +6,16 @@
 //! Only workers (and the runtime's own Python main thread) ever take the GIL.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use crate::error::{known_reason, Error};
-use crate::job::{Job, Target};
+use crate::job::{Gate, Job, Target};
 use crate::pycodec::{from_py, to_py};
 use crate::value::Value;
 
@@ -33,6 +34,14 @@ pub(crate) struct Engine {
     pub release: Py<PyAny>,
     pub global_call: Py<PyAny>,
     pub atom: Py<PyAny>,
+    /// `dspex_bridge.Cancelled`, raised asynchronously in a job that was given up on.
+    pub cancelled: Py<PyAny>,
+}
+
+/// Requests for the runtime's own Python thread.
+pub(crate) enum Control {
+    /// Interrupt the job behind this gate if its Python code is still running.
+    Interrupt(Arc<Gate>),
 }
 
 /// Counters reported by `DSPex.Native.stats/0`, read without the GIL.
@@ -53,7 +62,13 @@ pub struct Pool {
     jobs_rx: Receiver<Job>,
     releases_tx: Sender<Py<PyAny>>,
     releases_rx: Receiver<Py<PyAny>>,
+    control_tx: Sender<Control>,
+    control_rx: Receiver<Control>,
     status: Mutex<Status>,
+    /// False between `Application.stop` and the next start: calls are refused.
+    accepting: AtomicBool,
+    /// Test-only operations (`test_panic`) are allowed.
+    test_hooks: bool,
     engine: OnceLock<Engine>,
     workers: usize,
     workers_alive: AtomicUsize,
@@ -64,15 +79,20 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(workers: usize, queue_size: usize) -> Pool {
+    pub(crate) fn new(workers: usize, queue_size: usize, test_hooks: bool) -> Pool {
         let (jobs_tx, jobs_rx) = bounded(queue_size.max(1));
         let (releases_tx, releases_rx) = unbounded();
+        let (control_tx, control_rx) = unbounded();
         Pool {
             jobs_tx,
             jobs_rx,
             releases_tx,
             releases_rx,
+            control_tx,
+            control_rx,
             status: Mutex::new(Status::Starting),
+            accepting: AtomicBool::new(true),
+            test_hooks,
             engine: OnceLock::new(),
             workers: workers.max(1),
             workers_alive: AtomicUsize::new(0),
@@ -116,6 +136,11 @@ impl Pool {
         if let Status::Failed(why) = self.status() {
             return Err(Error::not_started(why));
         }
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(Error::not_started(
+                "the dspex_native application is stopped",
+            ));
+        }
         match self.jobs_tx.try_send(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Error::new(
@@ -127,6 +152,41 @@ impl Pool {
                 ),
             )),
             Err(TrySendError::Disconnected(_)) => Err(Error::not_started("the pool has stopped")),
+        }
+    }
+
+    /// Refuses (false) or accepts (true) new jobs; jobs already queued still run.
+    pub fn set_accepting(&self, accepting: bool) {
+        self.accepting.store(accepting, Ordering::Release);
+    }
+
+    /// Asks the runtime's Python thread to interrupt a cancelled job that is running
+    /// Python code. Never blocks and never takes the GIL here.
+    pub fn interrupt(&self, gate: Arc<Gate>) {
+        let _ = self.control_tx.send(Control::Interrupt(gate));
+    }
+
+    /// Runs on the runtime's Python thread: raises `dspex_bridge.Cancelled` in the worker
+    /// running a cancelled job. Holding the GIL, the worker cannot enter or leave the job's
+    /// Python code meanwhile, so the exception can only land in the job it is meant for
+    /// (and the worker clears a pending one as each job ends).
+    pub(crate) fn serve_control(&self) {
+        while let Ok(Control::Interrupt(gate)) = self.control_rx.recv() {
+            let Some(engine) = self.engine.get() else {
+                continue;
+            };
+            Python::attach(|py| {
+                if let Some(thread) = gate.interrupt_target() {
+                    // SAFETY: the GIL is held; the exception type lives as long as the engine.
+                    let n = unsafe {
+                        ffi::PyThreadState_SetAsyncExc(
+                            thread as libc::c_long,
+                            engine.cancelled.bind(py).as_ptr(),
+                        )
+                    };
+                    tracing::debug!(thread, interrupted = n, "interrupting a cancelled job");
+                }
+            });
         }
     }
 
@@ -216,19 +276,21 @@ impl Pool {
         let span = tracing::debug_span!("job", op = op.as_str(), session);
         let _entered = span.enter();
         let started = std::time::Instant::now();
-        let result = catch_unwind(AssertUnwindSafe(|| self.execute(&target, &op, &args)))
-            .unwrap_or_else(|panic| {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(op, panic = what, "a panic in a job was caught");
-                Err(Error::new(
-                    "internal_error",
-                    format!("the {op} job panicked: {what}"),
-                ))
-            });
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            self.execute(&target, &op, &args, &gate)
+        }))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(op, panic = what, "a panic in a job was caught");
+            Err(Error::new(
+                "internal_error",
+                format!("the {op} job panicked: {what}"),
+            ))
+        });
         let ok = result.is_ok();
         let delivered = gate.deliver(deliver, result);
         tracing::debug!(
@@ -243,7 +305,16 @@ impl Pool {
         drop(target);
     }
 
-    fn execute(&self, target: &Target, op: &str, args: &Value) -> Result<Value, Error> {
+    fn execute(
+        &self,
+        target: &Target,
+        op: &str,
+        args: &Value,
+        gate: &Gate,
+    ) -> Result<Value, Error> {
+        if self.test_hooks && op == "test_panic" {
+            panic!("test_panic: a deliberate panic in a worker");
+        }
         let Some(engine) = self.engine.get() else {
             let why = match self.status() {
                 Status::Failed(why) => why,
@@ -252,33 +323,49 @@ impl Pool {
             return Err(Error::not_started(why));
         };
         Python::attach(|py| {
-            let atom = engine.atom.bind(py);
-            let py_args =
-                to_py(py, args, atom).map_err(|e| Error::invalid_argument(e.to_string()))?;
-            let answer = match target {
-                Target::Global => engine.global_call.call1(py, (op, py_args)),
-                Target::Open(cell) => {
-                    let answer = engine
-                        .open_session
-                        .call1(py, (cell.id, cell.name.as_str(), py_args))
-                        .map_err(|e| python_error(py, e))?;
-                    let object = unpack(py, answer.bind(py), atom)?;
-                    cell.install(object.unbind());
-                    return Ok(Value::Nil);
-                }
-                Target::Session(cell) => {
-                    let Some(object) = (!cell.is_closed()).then(|| cell.object(py)).flatten()
-                    else {
-                        return Err(Error::closed(cell.label()));
-                    };
-                    engine.call.call1(py, (object, op, py_args))
-                }
-            }
-            .map_err(|e| python_error(py, e))?;
-            let value = unpack(py, answer.bind(py), atom)?;
-            from_py(&value, atom).map_err(|msg| Error::new("python_error", msg))
+            // SAFETY: reads the current thread's identity; the GIL is held.
+            let thread = unsafe { ffi::PyThread_get_thread_ident() } as u64;
+            gate.enter_python(thread);
+            let result = execute_attached(py, engine, target, op, args);
+            gate.leave_python();
+            // An interrupt that came too late to matter must not hit the next job.
+            // SAFETY: NULL clears this thread's pending async exception; the GIL is held.
+            unsafe { ffi::PyThreadState_SetAsyncExc(thread as libc::c_long, std::ptr::null_mut()) };
+            result
         })
     }
+}
+
+fn execute_attached(
+    py: Python<'_>,
+    engine: &Engine,
+    target: &Target,
+    op: &str,
+    args: &Value,
+) -> Result<Value, Error> {
+    let atom = engine.atom.bind(py);
+    let py_args = to_py(py, args, atom).map_err(Error::invalid_argument)?;
+    let answer = match target {
+        Target::Global => engine.global_call.call1(py, (op, py_args)),
+        Target::Open(cell) => {
+            let answer = engine
+                .open_session
+                .call1(py, (cell.id, cell.name.as_str(), py_args))
+                .map_err(|e| python_error(py, e))?;
+            let object = unpack(py, answer.bind(py), atom)?;
+            cell.install(object.unbind());
+            return Ok(Value::Nil);
+        }
+        Target::Session(cell) => {
+            let Some(object) = (!cell.is_closed()).then(|| cell.object(py)).flatten() else {
+                return Err(Error::closed(cell.label()));
+            };
+            engine.call.call1(py, (object, op, py_args))
+        }
+    }
+    .map_err(|e| python_error(py, e))?;
+    let value = unpack(py, answer.bind(py), atom)?;
+    from_py(&value, atom).map_err(|msg| Error::new("python_error", msg))
 }
 
 /// Unpacks a bridge answer `(True, value)` / `(False, error_dict)`.

@@ -5,6 +5,10 @@
 /// scheduler thread (decoding is recursive) or Python's recursion limit.
 pub const MAX_DEPTH: usize = 512;
 
+/// The most decimal digits a big integer may have: CPython refuses to convert longer ones
+/// between text and int (`sys.int_max_str_digits`, 4300), and so do we, with a clear error.
+pub const MAX_BIG_DIGITS: usize = 4000;
+
 /// A plain data value with both an Elixir and a Python form.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
@@ -12,6 +16,8 @@ pub enum Value {
     Nil,
     Bool(bool),
     Int(i64),
+    /// An integer beyond 64 bits, in decimal (at most [`MAX_BIG_DIGITS`] digits).
+    BigInt(String),
     Float(f64),
     /// A UTF-8 binary / `str`.
     Str(String),

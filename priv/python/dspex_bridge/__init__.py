@@ -21,9 +21,24 @@ import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own t
 from . import errors, lms  # noqa: E402
 from .errors import BridgeError  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
-from .values import Atom, Unrepresentable  # noqa: E402
+from .values import Atom, Unrepresentable, to_plain  # noqa: E402
 
-__all__ = ["Atom", "Session", "open_session", "call", "release", "global_call", "warm"]
+__all__ = ["Atom", "Cancelled", "Session", "open_session", "call", "release", "global_call", "setup", "warm"]
+
+
+class Cancelled(BaseException):
+    """Raised asynchronously in a job whose caller gave up (timeout or exit).
+
+    A BaseException, so a program's `except Exception` does not swallow it."""
+
+
+_TEST_HOOKS = False
+
+
+def setup(test_hooks):
+    """Called once by the runtime after import."""
+    global _TEST_HOOKS
+    _TEST_HOOKS = bool(test_hooks)
 
 from dspy.clients import base_lm as _base_lm  # noqa: E402
 
@@ -86,9 +101,20 @@ def global_call(op, args):
 
                 gc.collect()
             return (True, stats())
+        if op == "test_eval" and _TEST_HOOKS:
+            return (True, _test_eval(args))
         raise BridgeError("invalid_argument", f"unknown operation {op!r}")
+    except Unrepresentable as exc:
+        return (False, errors.describe(BridgeError("python_error", str(exc))))
     except BaseException as exc:  # noqa: BLE001
         return (False, errors.describe(exc))
+
+
+def _test_eval(source):
+    """Test hook (only with `test_hooks: true`): runs source, returns its `result`."""
+    namespace = {"__name__": "dspex_test_eval"}
+    exec(compile(source, "<test_eval>", "exec"), namespace)  # noqa: S102
+    return to_plain(namespace.get("result"))
 
 
 def warm():
