@@ -38,6 +38,49 @@ defmodule DSPex.Native.TestHelpers do
     output
   end
 
+  @doc """
+  Test hook (needs `test_hooks: true`, set in config/config.exs for :test): runs Python
+  `source` on a worker and returns `{:ok, value_of_result}` or `{:error, %Error{}}`.
+  """
+  def test_eval(source, timeout \\ 15_000) do
+    DSPex.Native.Call.run(&DSPex.Native.global_job("test_eval", source, &1, &2), timeout)
+  end
+
+  @doc """
+  Python source for a job that spins in bytecode for `seconds` (interruptible only by an
+  asynchronous exception) and records in `dspex_test_probe.events` how it ended.
+  """
+  def spin_source(tag, seconds) do
+    """
+    import sys, time, types
+    probe = sys.modules.setdefault("dspex_test_probe", types.ModuleType("dspex_test_probe"))
+    if not hasattr(probe, "events"):
+        probe.events = []
+    probe.events.append(("started", #{inspect(tag)}))
+    try:
+        end = time.monotonic() + #{seconds}
+        while time.monotonic() < end:
+            pass
+        probe.events.append(("finished", #{inspect(tag)}))
+    except BaseException as exc:
+        probe.events.append((type(exc).__name__, #{inspect(tag)}))
+        raise
+    result = "#{tag}"
+    """
+  end
+
+  @doc "The `(event, tag)` pairs spin jobs recorded, for `tag`."
+  def spin_events(tag) do
+    {:ok, events} =
+      test_eval("""
+      import sys
+      probe = sys.modules.get("dspex_test_probe")
+      result = [e for (e, t) in getattr(probe, "events", []) if t == #{inspect(tag)}]
+      """)
+
+    events
+  end
+
   @doc "Messages in the mailbox right now, without waiting."
   def mailbox do
     {:messages, messages} = Process.info(self(), :messages)

@@ -165,8 +165,15 @@ pub fn encode<'a>(env: Env<'a>, value: &Value) -> Term<'a> {
         Value::Map(pairs) => {
             let keys: Vec<Term<'a>> = pairs.iter().map(|(k, _)| encode(env, k)).collect();
             let values: Vec<Term<'a>> = pairs.iter().map(|(_, v)| encode(env, v)).collect();
-            Term::map_from_term_arrays(env, &keys, &values)
-                .unwrap_or_else(|_| pairs_fallback(env, &keys, &values))
+            // OTP 25's enif_make_map_from_arrays crashes the VM for a large (hashed, over 32
+            // keys) map built in a process-independent environment, as replies are; large
+            // maps are built key by key instead (reproduced: 100 keys fine, 500 segfault).
+            if pairs.len() <= 32 {
+                Term::map_from_term_arrays(env, &keys, &values)
+                    .unwrap_or_else(|_| pairs_fallback(env, &keys, &values))
+            } else {
+                pairs_fallback(env, &keys, &values)
+            }
         }
     }
 }

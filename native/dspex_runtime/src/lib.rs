@@ -141,6 +141,11 @@ fn python_main(pool: &'static Pool, config: Config) {
     };
     // Workers also run in the failed state: they answer queued jobs with :not_started.
     pool.spawn_workers();
+    // Interrupts must not wait for the warm-up below.
+    std::thread::Builder::new()
+        .name("dspex-control".into())
+        .spawn(move || pool.serve_control())
+        .expect("spawning the dspex control thread");
     drop(entered);
     if let (Some(bridge), true) = (warm, config.warm) {
         Python::attach(|py| {
@@ -150,8 +155,7 @@ fn python_main(pool: &'static Pool, config: Config) {
         });
         tracing::info!("LM client stack imported");
     }
-    // This thread must live on (it is Python's main thread): it serves interrupts.
-    pool.serve_control();
+    // Python's main thread must live on: signal handling belongs to it.
     loop {
         std::thread::park();
     }

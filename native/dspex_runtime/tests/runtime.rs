@@ -161,3 +161,9 @@ fn python_errors_carry_type_and_traceback() {
     let (_, programs) = python_counts();
     assert!(programs >= 1);
 }
+
+#[test]
+fn big_maps_round_trip() {
+    let map = Value::Map((0..5000).map(|i| (Value::Int(i), Value::Int(i))).collect());
+    assert_eq!(global("ping", map.clone()).unwrap(), map);
+}
