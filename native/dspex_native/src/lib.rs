@@ -11,4 +11,23 @@ mod nif;
 mod resource;
 mod term_codec;
 
-rustler::init!("Elixir.DSPex.Native.NIF");
+/// Panics are caught (rustler turns a NIF's panic into an exception, the pool turns a
+/// worker's into an error), so one line on stderr is enough; no backtrace spill.
+fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
+    std::panic::set_hook(Box::new(|info| {
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let payload = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        eprintln!("dspex_native: caught a panic at {location}: {payload}");
+    }));
+    true
+}
+
+rustler::init!("Elixir.DSPex.Native.NIF", load = load);

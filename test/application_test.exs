@@ -1,0 +1,100 @@
+defmodule DSPex.Native.ApplicationTest do
+  # Overload and clean stops, each in a BEAM of its own (they need a small pool, or stop
+  # the application).
+  use ExUnit.Case, async: true
+
+  import DSPex.Native.TestHelpers
+
+  @moduletag timeout: 120_000
+
+  @prelude ~S"""
+  Application.put_env(:dspex_native, :test_hooks, true)
+  import DSPex.Native.TestHelpers
+  alias DSPex.Native.Session
+  """
+
+  defp line(output, label) do
+    case Regex.run(~r/^#{label} (.*)$/m, output) do
+      [_, value] -> value
+      nil -> flunk("no #{label} line in:\n#{output}")
+    end
+  end
+
+  test "past the queue bound calls are :overloaded at once; releases still happen" do
+    output =
+      run_beam(
+        @prelude <>
+          ~S"""
+          Application.put_env(:dspex_native, :workers, 1)
+          Application.put_env(:dspex_native, :queue_size, 3)
+          {:ok, _} = Application.ensure_all_started(:dspex_native)
+          :ok = DSPex.Native.await_ready()
+          s = Session.open!(name: "dropped while full")
+          :ok = Session.create_program(s, "p", signature: "q -> a")
+          IO.puts("BEFORE #{DSPex.Native.stats().sessions}")
+          busy = Task.async(fn -> test_eval(spin_source("busy", 2), 20_000) end)
+          Process.sleep(300)
+          queued = for i <- 1..3, do: Task.async(fn -> DSPex.Native.ping(i, 20_000) end)
+          Process.sleep(200)
+          IO.puts("OVER #{inspect(DSPex.Native.ping(:over, 1_000))}")
+          # The queue is full; closing must still free the session's Python objects.
+          :ok = Session.close(s)
+          IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
+          IO.puts("QUEUED #{inspect(Task.await_many(queued, 20_000))}")
+          IO.puts("AFTER #{DSPex.Native.stats().sessions}")
+          """,
+        []
+      )
+
+    assert line(output, "BEFORE") == "1"
+    assert line(output, "OVER") =~ "reason: :overloaded"
+    assert line(output, "OVER") =~ "job queue is full"
+    assert line(output, "BUSY") == ~s({:ok, "busy"})
+    assert line(output, "QUEUED") == "[ok: 1, ok: 2, ok: 3]"
+    assert line(output, "AFTER") == "0"
+  end
+
+  test "Application.stop returns at once, running jobs still answer, start serves again" do
+    output =
+      run_beam(
+        @prelude <>
+          ~S"""
+          {:ok, _} = Application.ensure_all_started(:dspex_native)
+          :ok = DSPex.Native.await_ready()
+          busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
+          Process.sleep(200)
+          :ok = Application.stop(:dspex_native)
+          IO.puts("AFTER_STOP #{inspect(DSPex.Native.ping(:x))}")
+          IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
+          {:ok, _} = Application.ensure_all_started(:dspex_native)
+          IO.puts("RESTARTED #{inspect(DSPex.Native.ping(:x))}")
+          """,
+        []
+      )
+
+    assert line(output, "AFTER_STOP") =~ "reason: :not_started"
+    assert line(output, "AFTER_STOP") =~ "application is stopped"
+    assert line(output, "BUSY") == ~s({:ok, "busy"})
+    assert line(output, "RESTARTED") == "{:ok, :x}"
+  end
+
+  test "System.halt with Python jobs running ends the BEAM (no hang)" do
+    output =
+      run_beam(
+        @prelude <>
+          ~S"""
+          {:ok, _} = Application.ensure_all_started(:dspex_native)
+          :ok = DSPex.Native.await_ready()
+          for n <- 1..4, do: spawn(fn -> test_eval(spin_source("halt#{n}", 60), :infinity) end)
+          Process.sleep(300)
+          IO.puts("HALTING")
+          System.halt(0)
+          """,
+        [],
+        # A hang guard, not a timing assertion: the jobs would spin for 60 s.
+        30_000
+      )
+
+    assert output =~ "HALTING"
+  end
+end
