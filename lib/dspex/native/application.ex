@@ -17,6 +17,7 @@ defmodule DSPex.Native.Application do
   | `:python` | `DSPEX_PYTHON` | the venv the NIF was built against | a venv directory or its `bin/python` |
   | `:workers` | `DSPEX_WORKERS` | 4 × cores, 4..32 | Python worker threads |
   | `:queue_size` | `DSPEX_QUEUE_SIZE` | 10000 | jobs that may wait before calls get `:overloaded` |
+  | `:history_size` | `DSPEX_HISTORY_SIZE` | 100 | LM calls each session's LM and programs remember (DSPy keeps 10000) |
   | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, on stderr |
   | `:warm` | | `true` | import litellm in the background once Python is up |
   """
@@ -59,6 +60,7 @@ defmodule DSPex.Native.Application do
       "python" => string(setting(:python, "DSPEX_PYTHON")),
       "workers" => setting(:workers, "DSPEX_WORKERS"),
       "queue_size" => setting(:queue_size, "DSPEX_QUEUE_SIZE"),
+      "history_size" => setting(:history_size, "DSPEX_HISTORY_SIZE"),
       "trace" => string(setting(:trace, "DSPEX_TRACE")),
       "warm" => Application.get_env(:dspex_native, :warm, true),
       "test_hooks" => Application.get_env(:dspex_native, :test_hooks, false),

@@ -42,13 +42,17 @@ defmodule DSPex.Native.Session do
   name builtins, `typing` and DSPy types only; anything else is `:invalid_signature`, since
   DSPy would import whatever module a type names.
 
-  ## Timeouts
+  ## Timeouts and cancellation
 
   Every function that talks to Python takes `timeout:` (milliseconds or `:infinity`;
-  default #{30_000} for `execute/4`, 15 000 otherwise, counted from the moment the call is
-  queued). A call that times out returns `{:error, %DSPex.Native.Error{reason: :timeout}}`;
-  a job still queued is dropped, and a running job's late answer is discarded, never left in
-  the caller's mailbox.
+  default 30 000 for `execute/4`, 15 000 otherwise, counted from the moment the call is
+  queued). A call that times out returns `{:error, %DSPex.Native.Error{reason: :timeout}}`
+  and its work stops: a job still queued is dropped; a running job is interrupted by an
+  asynchronous `dspex_bridge.Cancelled` exception raised in its Python code, and its worker
+  goes back to serving others. Python blocked inside C (waiting on a socket) sees the
+  exception when it returns to Python. A late answer never reaches the caller's mailbox.
+
+  The same happens when the calling process dies while its job is queued or running.
 
   ## Concurrent changes
 

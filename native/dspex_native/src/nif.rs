@@ -121,6 +121,9 @@ fn config_from(value: &Value) -> Result<Config, Error> {
     if let Some(n) = positive("queue_size")? {
         config.queue_size = n;
     }
+    if let Some(n) = positive("history_size")? {
+        config.history_size = n;
+    }
     config.python = text("python")?.map(PathBuf::from);
     config.trace = text("trace")?;
     if let Some(path) = text("bridge_path")? {

@@ -23,6 +23,8 @@ pub struct Config {
     pub warm: bool,
     /// Allow the test-only operations (`test_panic`, `test_eval`). Never in production.
     pub test_hooks: bool,
+    /// LM calls each LM and program keeps in its history (DSPy's default is 10,000).
+    pub history_size: usize,
 }
 
 impl Default for Config {
@@ -35,6 +37,7 @@ impl Default for Config {
             trace: None,
             warm: true,
             test_hooks: false,
+            history_size: 100,
         }
     }
 }

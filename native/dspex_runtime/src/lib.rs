@@ -197,8 +197,11 @@ fn boot(config: &Config) -> Result<(pool::Engine, Py<PyModule>), String> {
             atom: get("Atom")?,
             cancelled: get("Cancelled")?,
         };
-        bridge
-            .call_method1("setup", (config.test_hooks,))
+        let options = pyo3::types::PyDict::new(py);
+        let set = |k: &str, v: Bound<'_, PyAny>| options.set_item(k, v);
+        set("test_hooks", pyo3::types::PyBool::new(py, config.test_hooks).to_owned().into_any())
+            .and_then(|()| set("history_size", config.history_size.into_pyobject(py)?.into_any()))
+            .and_then(|()| bridge.call_method1("setup", (options.clone(),)).map(drop))
             .map_err(|e| format!("dspex_bridge.setup failed: {e}"))?;
         Ok((engine, bridge.unbind()))
     })

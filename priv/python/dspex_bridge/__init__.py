@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
-from . import errors, lms  # noqa: E402
+from . import errors, lms, session  # noqa: E402
 from .errors import BridgeError  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable, to_plain  # noqa: E402
@@ -35,10 +35,11 @@ class Cancelled(BaseException):
 _TEST_HOOKS = False
 
 
-def setup(test_hooks):
-    """Called once by the runtime after import."""
+def setup(options):
+    """Called once by the runtime after import, with the runtime's settings."""
     global _TEST_HOOKS
-    _TEST_HOOKS = bool(test_hooks)
+    _TEST_HOOKS = bool(options.get("test_hooks"))
+    session.HISTORY_SIZE = int(options.get("history_size", session.HISTORY_SIZE))
 
 from dspy.clients import base_lm as _base_lm  # noqa: E402
 

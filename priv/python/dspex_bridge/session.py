@@ -17,6 +17,10 @@ from .values import field_name, to_plain
 
 MODULE_KINDS = {"predict": dspy.Predict, "chain_of_thought": dspy.ChainOfThought}
 
+# LM calls each LM and program remembers (DSPy's default, 10,000 per object, grows a
+# long-lived session by megabytes); set by the runtime's `history_size`.
+HISTORY_SIZE = 100
+
 # Every DSPy module a session creates, by weak reference: stats report what is really alive.
 LIVE_PROGRAMS = weakref.WeakSet()
 LIVE_SESSIONS = weakref.WeakSet()
@@ -107,7 +111,7 @@ class Session:
             )
         try:
             # A fresh trace per call: DSPy's global trace would keep every module alive.
-            with dspy.context(lm=lm.lm, trace=[]):
+            with dspy.context(lm=lm.lm, trace=[], max_history_size=HISTORY_SIZE):
                 prediction = program.module(**inputs)
             result = to_plain(prediction)
         except BaseException:

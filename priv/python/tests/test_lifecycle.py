@@ -146,3 +146,19 @@ def test_environment():
 def test_warm_imports_the_lm_client_stack():
     assert bridge.warm() is None
     assert "litellm" in sys.modules
+
+
+def test_history_per_session_is_bounded(open_session):
+    from dspex_bridge import session as session_module
+
+    old = session_module.HISTORY_SIZE
+    session_module.HISTORY_SIZE = 5
+    try:
+        s = open_session(dummy({"answer": "x"}))
+        ok(call(s, "create_program", {"id": "p", "signature": "q -> answer"}))
+        for n in range(12):
+            ok(call(s, "execute", {"id": "p", "inputs": {"q": str(n)}}))
+        assert len(s.lm.lm.history) == 5
+        assert len(s.programs["p"].module.history) == 5
+    finally:
+        session_module.HISTORY_SIZE = old
