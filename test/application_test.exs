@@ -54,6 +54,32 @@ defmodule DSPex.Native.ApplicationTest do
     assert line(output, "AFTER") == "0"
   end
 
+  test "a queued job whose caller timed out or died never runs" do
+    output =
+      run_beam(
+        @prelude <>
+          ~S"""
+          Application.put_env(:dspex_native, :workers, 1)
+          {:ok, _} = Application.ensure_all_started(:dspex_native)
+          :ok = DSPex.Native.await_ready()
+          busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
+          Process.sleep(300)
+          # Queued behind the busy worker: one caller times out, one dies.
+          IO.puts("TIMED_OUT #{inspect(test_eval(spin_source("timed_out", 0), 100))}")
+          dying = spawn(fn -> test_eval(spin_source("died", 0), :infinity) end)
+          Process.sleep(100)
+          Process.exit(dying, :kill)
+          IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
+          IO.puts("RAN #{inspect(spin_events("timed_out") ++ spin_events("died"))}")
+          """,
+        []
+      )
+
+    assert line(output, "TIMED_OUT") =~ "reason: :timeout"
+    assert line(output, "BUSY") == ~s({:ok, "busy"})
+    assert line(output, "RAN") == "[]"
+  end
+
   test "Application.stop returns at once, running jobs still answer, start serves again" do
     output =
       run_beam(
