@@ -37,7 +37,12 @@ defmodule DSPex.Bench.PortBridge do
   @spec start_link(keyword) :: GenServer.on_start()
   def start_link(opts \\ []) do
     timeout = Keyword.get(opts, :start_timeout, 120_000)
-    GenServer.start_link(__MODULE__, opts, Keyword.take(opts, [:name]) ++ [timeout: timeout + 5_000])
+
+    GenServer.start_link(
+      __MODULE__,
+      opts,
+      Keyword.take(opts, [:name]) ++ [timeout: timeout + 5_000]
+    )
   end
 
   @doc """

@@ -26,6 +26,7 @@ defmodule DSPex.Native.ApplicationTest do
         @prelude <>
           ~S"""
           Application.put_env(:dspex_native, :workers, 1)
+          Application.put_env(:dspex_native, :max_workers, 1)
           Application.put_env(:dspex_native, :queue_size, 3)
           {:ok, _} = Application.ensure_all_started(:dspex_native)
           :ok = DSPex.Native.await_ready()
@@ -60,6 +61,7 @@ defmodule DSPex.Native.ApplicationTest do
         @prelude <>
           ~S"""
           Application.put_env(:dspex_native, :workers, 1)
+          Application.put_env(:dspex_native, :max_workers, 1)
           {:ok, _} = Application.ensure_all_started(:dspex_native)
           :ok = DSPex.Native.await_ready()
           busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)

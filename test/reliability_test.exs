@@ -71,8 +71,28 @@ defmodule DSPex.Native.ReliabilityTest do
         assert m =~ "panicked"
       end
 
-      assert DSPex.Native.stats().workers_alive == before.workers
+      assert DSPex.Native.stats().workers_alive >= before.workers
       assert {:ok, :still_here} = DSPex.Native.ping(:still_here)
+    end
+  end
+
+  describe "an elastic pool" do
+    test "grows while calls wait outside the GIL, so they run side by side" do
+      stats = DSPex.Native.stats()
+      callers = stats.workers + 24
+
+      # Each call sleeps in Python with the GIL released, as an LM call waits on HTTP.
+      results =
+        for _ <- 1..callers do
+          Task.async(fn ->
+            test_eval("import time\ntime.sleep(0.5)\nresult = 'slept'", 30_000)
+          end)
+        end
+
+      grown = eventually(fn -> DSPex.Native.stats().workers_alive >= callers end, 10_000)
+      assert Enum.all?(Task.await_many(results, 60_000), &(&1 == {:ok, "slept"}))
+      assert grown, "the pool did not grow past #{stats.workers} workers"
+      assert DSPex.Native.stats().workers_alive <= stats.max_workers
     end
   end
 

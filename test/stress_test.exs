@@ -122,7 +122,7 @@ defmodule DSPex.Native.StressTest do
 
     assert stats.queued == 0
     assert stats.releases_queued == 0
-    assert stats.workers_alive == stats.workers
+    assert stats.workers_alive >= stats.workers
     assert mailbox() == []
   end
 end

@@ -28,7 +28,9 @@ defmodule DSPex.Native do
           sessions: non_neg_integer() | nil,
           programs: non_neg_integer() | nil,
           workers: non_neg_integer(),
+          max_workers: non_neg_integer(),
           workers_alive: non_neg_integer(),
+          workers_idle: non_neg_integer(),
           queued: non_neg_integer(),
           releases_queued: non_neg_integer(),
           handles: non_neg_integer(),
@@ -78,7 +80,8 @@ defmodule DSPex.Native do
     both counted by weak reference, so they show what Python really holds;
   * `:handles`: sessions not yet freed on the Rust side (handles the BEAM has not
     collected, plus any held by queued or running jobs);
-  * `:workers`, `:workers_alive`, `:queued` (jobs waiting), `:releases_queued` (collected
+  * `:workers` (kept ready), `:max_workers`, `:workers_alive` (now, including threads
+    the pool added while calls waited), `:workers_idle`, `:queued` (jobs waiting), `:releases_queued` (collected
     sessions waiting to be freed), `:jobs_done`;
   * `:status`, as `status/0`.
 
@@ -112,7 +115,9 @@ defmodule DSPex.Native do
       programs: python["programs"],
       handles: Map.get(pool, "sessions", 0),
       workers: Map.get(pool, "workers", 0),
+      max_workers: Map.get(pool, "max_workers", 0),
       workers_alive: Map.get(pool, "workers_alive", 0),
+      workers_idle: Map.get(pool, "workers_idle", 0),
       queued: Map.get(pool, "queued", 0),
       releases_queued: Map.get(pool, "releases_queued", 0),
       jobs_done: Map.get(pool, "jobs_done", 0)

@@ -118,6 +118,9 @@ fn config_from(value: &Value) -> Result<Config, Error> {
     if let Some(n) = positive("workers")? {
         config.workers = n;
     }
+    if let Some(n) = positive("max_workers")? {
+        config.max_workers = n;
+    }
     if let Some(n) = positive("queue_size")? {
         config.queue_size = n;
     }
@@ -346,7 +349,9 @@ fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {
     let s = pool.stats();
     let map = rustler::types::map::map_new(env)
         .map_put("workers", s.workers)?
+        .map_put("max_workers", s.max_workers)?
         .map_put("workers_alive", s.workers_alive)?
+        .map_put("workers_idle", s.workers_idle)?
         .map_put("queued", s.queued)?
         .map_put("releases_queued", s.releases_queued)?
         .map_put("sessions", s.sessions)?

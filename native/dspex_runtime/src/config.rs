@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 pub struct Config {
     /// A venv directory or a python executable; `None` means the build-time environment.
     pub python: Option<PathBuf>,
-    /// Python worker threads.
+    /// Python worker threads kept ready.
     pub workers: usize,
+    /// The most worker threads the pool grows to while calls wait for a free worker.
+    pub max_workers: usize,
     /// Jobs (of any kind) that may wait in the queue before calls get `:overloaded`.
     pub queue_size: usize,
     /// The folder holding the `dspex_bridge` package (the app's `priv/python`).
@@ -32,6 +34,7 @@ impl Default for Config {
         Config {
             python: None,
             workers: default_workers(),
+            max_workers: 256,
             queue_size: 10_000,
             bridge_path: PathBuf::from("priv/python"),
             trace: None,

@@ -44,7 +44,12 @@ pub fn start(config: Config) -> &'static Pool {
     let pool = POOL.get_or_init(|| {
         trace::init(config.trace.as_deref());
         fresh = Some(config.clone());
-        Pool::new(config.workers, config.queue_size, config.test_hooks)
+        Pool::new(
+            config.workers,
+            config.max_workers,
+            config.queue_size,
+            config.test_hooks,
+        )
     });
     if let Some(config) = fresh {
         std::thread::Builder::new()
@@ -59,7 +64,7 @@ pub fn start(config: Config) -> &'static Pool {
 /// `:not_started` with `why`. Does nothing if the runtime was already started.
 pub fn start_failed(why: String) -> &'static Pool {
     POOL.get_or_init(|| {
-        let pool = Pool::new(1, 1, false);
+        let pool = Pool::new(1, 1, 1, false);
         pool.set_status(Status::Failed(why));
         pool
     })
@@ -199,10 +204,20 @@ fn boot(config: &Config) -> Result<(pool::Engine, Py<PyModule>), String> {
         };
         let options = pyo3::types::PyDict::new(py);
         let set = |k: &str, v: Bound<'_, PyAny>| options.set_item(k, v);
-        set("test_hooks", pyo3::types::PyBool::new(py, config.test_hooks).to_owned().into_any())
-            .and_then(|()| set("history_size", config.history_size.into_pyobject(py)?.into_any()))
-            .and_then(|()| bridge.call_method1("setup", (options.clone(),)).map(drop))
-            .map_err(|e| format!("dspex_bridge.setup failed: {e}"))?;
+        set(
+            "test_hooks",
+            pyo3::types::PyBool::new(py, config.test_hooks)
+                .to_owned()
+                .into_any(),
+        )
+        .and_then(|()| {
+            set(
+                "history_size",
+                config.history_size.into_pyobject(py)?.into_any(),
+            )
+        })
+        .and_then(|()| bridge.call_method1("setup", (options.clone(),)).map(drop))
+        .map_err(|e| format!("dspex_bridge.setup failed: {e}"))?;
         Ok((engine, bridge.unbind()))
     })
 }

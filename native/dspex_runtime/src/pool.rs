@@ -8,6 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
 use pyo3::ffi;
@@ -20,7 +21,10 @@ use crate::pycodec::{from_py, to_py};
 use crate::value::Value;
 
 /// How long an idle worker polls for the next job before sleeping.
-const SPIN: std::time::Duration = std::time::Duration::from_micros(500);
+const SPIN: Duration = Duration::from_micros(50);
+
+/// How long a worker beyond the minimum stays idle before it retires.
+const RETIRE_AFTER: Duration = Duration::from_secs(10);
 
 /// Where the runtime is in its life.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,14 +49,20 @@ pub(crate) struct Engine {
 pub(crate) enum Control {
     /// Interrupt the job behind this gate if its Python code is still running.
     Interrupt(Arc<Gate>),
+    /// Every worker is busy and a job waits: start another worker.
+    Grow,
 }
 
 /// Counters reported by `DSPex.Native.stats/0`, read without the GIL.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolStats {
     pub status: Status,
+    /// Workers kept ready.
     pub workers: usize,
+    /// The most the pool grows to while calls wait (LM calls mostly wait on HTTP).
+    pub max_workers: usize,
     pub workers_alive: usize,
+    pub workers_idle: usize,
     pub queued: usize,
     pub releases_queued: usize,
     pub sessions: usize,
@@ -74,7 +84,13 @@ pub struct Pool {
     test_hooks: bool,
     engine: OnceLock<Engine>,
     workers: usize,
+    max_workers: usize,
     workers_alive: AtomicUsize,
+    /// Workers waiting for work (sleeping or spinning).
+    workers_idle: AtomicUsize,
+    next_worker: AtomicUsize,
+    /// A Grow request is on its way to the control thread.
+    growing: AtomicBool,
     /// Whether an idle worker is polling the queue (see `spin_for_job`).
     spinning: AtomicBool,
     sessions: AtomicUsize,
@@ -84,7 +100,12 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub(crate) fn new(workers: usize, queue_size: usize, test_hooks: bool) -> Pool {
+    pub(crate) fn new(
+        workers: usize,
+        max_workers: usize,
+        queue_size: usize,
+        test_hooks: bool,
+    ) -> Pool {
         let (jobs_tx, jobs_rx) = bounded(queue_size.max(1));
         let (releases_tx, releases_rx) = unbounded();
         let (control_tx, control_rx) = unbounded();
@@ -100,7 +121,11 @@ impl Pool {
             test_hooks,
             engine: OnceLock::new(),
             workers: workers.max(1),
+            max_workers: max_workers.max(workers).max(1),
             workers_alive: AtomicUsize::new(0),
+            workers_idle: AtomicUsize::new(0),
+            next_worker: AtomicUsize::new(0),
+            growing: AtomicBool::new(false),
             spinning: AtomicBool::new(false),
             sessions: AtomicUsize::new(0),
             next_session_id: AtomicU64::new(1),
@@ -148,7 +173,10 @@ impl Pool {
             ));
         }
         match self.jobs_tx.try_send(job) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.grow_if_busy();
+                Ok(())
+            }
             Err(TrySendError::Full(_)) => Err(Error::new(
                 "overloaded",
                 format!(
@@ -176,9 +204,21 @@ impl Pool {
     /// running a cancelled job. Holding the GIL, the worker cannot enter or leave the job's
     /// Python code meanwhile, so the exception can only land in the job it is meant for
     /// (and the worker clears a pending one as each job ends).
-    pub(crate) fn serve_control(&self) {
+    pub(crate) fn serve_control(&'static self) {
         self.keep_thread_state();
-        while let Ok(Control::Interrupt(gate)) = self.control_rx.recv() {
+        while let Ok(control) = self.control_rx.recv() {
+            let gate = match control {
+                Control::Interrupt(gate) => gate,
+                Control::Grow => {
+                    self.growing.store(false, Ordering::Release);
+                    if self.workers_idle.load(Ordering::Acquire) == 0
+                        && self.workers_alive.load(Ordering::Acquire) < self.max_workers
+                    {
+                        self.spawn_worker();
+                    }
+                    continue;
+                }
+            };
             let Some(engine) = self.engine.get() else {
                 continue;
             };
@@ -207,7 +247,9 @@ impl Pool {
         PoolStats {
             status: self.status(),
             workers: self.workers,
+            max_workers: self.max_workers,
             workers_alive: self.workers_alive.load(Ordering::Relaxed),
+            workers_idle: self.workers_idle.load(Ordering::Relaxed),
             queued: self.jobs_rx.len(),
             releases_queued: self.releases_rx.len(),
             sessions: self.sessions.load(Ordering::Relaxed),
@@ -217,53 +259,125 @@ impl Pool {
     }
 
     pub(crate) fn spawn_workers(&'static self) {
-        for n in 0..self.workers {
-            std::thread::Builder::new()
-                .name(format!("dspex-worker-{n}"))
-                .spawn(move || self.worker_loop(n))
-                .expect("spawning a dspex worker thread");
+        for _ in 0..self.workers {
+            self.spawn_worker();
         }
     }
 
-    /// Gives this thread a Python thread state for the rest of its life, without holding
+    fn spawn_worker(&'static self) {
+        let n = self.next_worker.fetch_add(1, Ordering::Relaxed);
+        // Counted before the thread runs, so a burst of Grow requests cannot overshoot.
+        self.workers_alive.fetch_add(1, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name(format!("dspex-worker-{n}"))
+            .spawn(move || self.worker_loop(n));
+        if let Err(e) = spawned {
+            self.workers_alive.fetch_sub(1, Ordering::AcqRel);
+            tracing::error!(error = %e, "could not start a worker thread");
+        }
+    }
+
+    /// Every worker is busy and a job was just queued: ask the control thread for another
+    /// worker (spawning a thread here would hold up a BEAM scheduler). LM calls spend most
+    /// of their time waiting on HTTP with the GIL released, so more threads mean more calls
+    /// in flight; GIL-bound work is no slower for them.
+    fn grow_if_busy(&self) {
+        if self.workers_idle.load(Ordering::Acquire) == 0
+            && self.workers_alive.load(Ordering::Acquire) < self.max_workers
+            && !self.growing.swap(true, Ordering::AcqRel)
+        {
+            let _ = self.control_tx.send(Control::Grow);
+        }
+    }
+
+    /// Gives this thread a Python thread state for as long as it serves, without holding
     /// the GIL. Otherwise every `Python::attach` creates a thread state and every release
     /// destroys it (PyGILState's counter drops to zero): tens of microseconds per job, and
-    /// Python sees a new "dummy" thread each time.
-    fn keep_thread_state(&self) {
-        if self.engine.get().is_none() {
-            return; // Python never started.
-        }
-        // SAFETY: Python is initialised (the engine exists only after start-up succeeded).
-        // This GILState is never released; SaveThread leaves the GIL free.
+    /// Python sees a new "dummy" thread each time. Returns what `drop_thread_state` needs.
+    fn keep_thread_state(&self) -> Option<(ffi::PyGILState_STATE, *mut ffi::PyThreadState)> {
+        self.engine.get()?; // Python never started: nothing to keep.
+                            // SAFETY: Python is initialised (the engine exists only after start-up succeeded).
+                            // SaveThread leaves the GIL free while keeping the thread state.
         unsafe {
-            ffi::PyGILState_Ensure();
-            ffi::PyEval_SaveThread();
+            let state = ffi::PyGILState_Ensure();
+            Some((state, ffi::PyEval_SaveThread()))
+        }
+    }
+
+    fn drop_thread_state(kept: Option<(ffi::PyGILState_STATE, *mut ffi::PyThreadState)>) {
+        if let Some((state, saved)) = kept {
+            // SAFETY: undoes keep_thread_state on the same thread, in reverse order.
+            unsafe {
+                ffi::PyEval_RestoreThread(saved);
+                ffi::PyGILState_Release(state);
+            }
         }
     }
 
     fn worker_loop(&'static self, n: usize) {
-        self.keep_thread_state();
-        self.workers_alive.fetch_add(1, Ordering::Relaxed);
+        // Counts this worker out however it ends (retiring, or a panic that escaped).
+        let mut alive = Alive {
+            count: &self.workers_alive,
+            counted: true,
+        };
+        let kept = self.keep_thread_state();
         tracing::debug!(worker = n, "worker started");
+        // Workers beyond the minimum retire after a while without work.
+        let extra = n >= self.workers;
         loop {
             // Releases first: freeing memory must not wait behind executions.
             if let Ok(object) = self.releases_rx.try_recv() {
                 self.run_release(object);
                 continue;
             }
-            if let Some(job) = self.spin_for_job() {
+            self.workers_idle.fetch_add(1, Ordering::AcqRel);
+            let job = self.spin_for_job();
+            if let Some(job) = job {
+                self.workers_idle.fetch_sub(1, Ordering::AcqRel);
                 self.run_job(job);
                 continue;
             }
+            let timeout = if extra {
+                RETIRE_AFTER
+            } else {
+                Duration::from_secs(3600)
+            };
+            let mut retire = false;
             select! {
-                recv(self.releases_rx) -> msg => if let Ok(object) = msg { self.run_release(object) },
-                recv(self.jobs_rx) -> msg => match msg {
-                    Ok(job) => self.run_job(job),
-                    Err(_) => break,
-                },
+                recv(self.releases_rx) -> msg => {
+                    self.workers_idle.fetch_sub(1, Ordering::AcqRel);
+                    if let Ok(object) = msg { self.run_release(object) }
+                }
+                recv(self.jobs_rx) -> msg => {
+                    self.workers_idle.fetch_sub(1, Ordering::AcqRel);
+                    match msg {
+                        Ok(job) => self.run_job(job),
+                        Err(_) => retire = true,
+                    }
+                }
+                default(timeout) => {
+                    self.workers_idle.fetch_sub(1, Ordering::AcqRel);
+                    if extra && self.retire_one() {
+                        alive.counted = false;
+                        retire = true;
+                    }
+                }
+            }
+            if retire {
+                break;
             }
         }
-        self.workers_alive.fetch_sub(1, Ordering::Relaxed);
+        tracing::debug!(worker = n, "worker retired");
+        Self::drop_thread_state(kept);
+    }
+
+    /// Lets an idle extra worker go, never below the minimum.
+    fn retire_one(&self) -> bool {
+        self.workers_alive
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+                (live > self.workers).then(|| live - 1)
+            })
+            .is_ok()
     }
 
     /// One idle worker at a time polls the queue for a short while before sleeping: a
@@ -278,9 +392,9 @@ impl Pool {
         {
             return None;
         }
-        let deadline = std::time::Instant::now() + SPIN;
+        let deadline = Instant::now() + SPIN;
         let mut found = None;
-        while std::time::Instant::now() < deadline {
+        while Instant::now() < deadline {
             if let Ok(job) = self.jobs_rx.try_recv() {
                 found = Some(job);
                 break;
@@ -425,6 +539,20 @@ fn execute_attached(
     .map_err(|e| python_error(py, e))?;
     let value = unpack(py, answer.bind(py), atom)?;
     from_py(&value, atom).map_err(|msg| Error::new("python_error", msg))
+}
+
+/// Decrements the live-worker count when a worker ends, unless `retire_one` already did.
+struct Alive<'a> {
+    count: &'a AtomicUsize,
+    counted: bool,
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Unpacks a bridge answer `(True, value)` / `(False, error_dict)`.

@@ -6,6 +6,7 @@ name used in a type must be on an allowlist.
 """
 
 import ast
+import functools
 import re
 
 import dspy
@@ -167,4 +168,44 @@ def from_structure(spec):
 
 
 def build(spec):
+    """A checked signature class, built once per distinct spec and shared.
+
+    Building one costs ~0.6 ms (DSPy makes a pydantic model class); programs never mutate
+    their signature class (changes such as new instructions make a new class), so sessions
+    can share it."""
+    try:
+        key = _freeze(spec)
+    except TypeError:
+        key = None
+    return _build(spec) if key is None else _cached(key)
+
+
+def _build(spec):
     return from_string(spec) if isinstance(spec, str) else from_structure(spec)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached(key):
+    return _build(_thaw(key))
+
+
+def _freeze(value):
+    """A hashable, type-preserving key for a spec (dicts and lists become tagged tuples)."""
+    if isinstance(value, dict):
+        return ("d", tuple((_freeze(k), _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return ("l" if isinstance(value, list) else "t", tuple(_freeze(v) for v in value))
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return ("s", type(value).__name__, value)
+    raise TypeError(f"unhashable spec part {type(value).__name__}")
+
+
+def _thaw(key):
+    tag = key[0]
+    if tag == "d":
+        return {_thaw(k): _thaw(v) for k, v in key[1]}
+    if tag == "l":
+        return [_thaw(v) for v in key[1]]
+    if tag == "t":
+        return tuple(_thaw(v) for v in key[1])
+    return key[2]

@@ -228,3 +228,14 @@ def test_a_malformed_structured_field_is_invalid_signature(entry):
     with pytest.raises(BridgeError) as caught:
         signatures.from_structure({"inputs": [entry], "outputs": [["a", None]]})
     assert caught.value.reason == "invalid_signature"
+
+
+def test_equal_specs_share_one_signature_class_and_different_ones_do_not():
+    a = signatures.build("question -> answer")
+    assert signatures.build("question -> answer") is a
+    assert signatures.build("question -> answer: int") is not a
+    spec = {"inputs": [["q", "desc"]], "outputs": [["a", None]], "instructions": "Be brief."}
+    s1 = signatures.build(spec)
+    assert signatures.build({"inputs": [["q", "desc"]], "outputs": [["a", None]], "instructions": "Be brief."}) is s1
+    assert signatures.build({**spec, "instructions": "Be long."}) is not s1
+    assert s1.instructions == "Be brief."
