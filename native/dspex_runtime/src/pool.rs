@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{
+    bounded, select, unbounded, Receiver, RecvTimeoutError, Sender, TrySendError,
+};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
@@ -22,6 +24,12 @@ use crate::value::Value;
 
 /// How long an idle worker polls for the next job before sleeping.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// How long jobs may wait with every worker busy and none taken before the pool grows.
+const GROW_AFTER: Duration = Duration::from_millis(2);
+
+/// The most workers added at one check.
+const GROW_STEP: usize = 8;
 
 /// How long a worker beyond the minimum stays idle before it retires.
 const RETIRE_AFTER: Duration = Duration::from_secs(10);
@@ -49,8 +57,6 @@ pub(crate) struct Engine {
 pub(crate) enum Control {
     /// Interrupt the job behind this gate if its Python code is still running.
     Interrupt(Arc<Gate>),
-    /// Every worker is busy and a job waits: start another worker.
-    Grow,
 }
 
 /// Counters reported by `DSPex.Native.stats/0`, read without the GIL.
@@ -89,8 +95,9 @@ pub struct Pool {
     /// Workers waiting for work (sleeping or spinning).
     workers_idle: AtomicUsize,
     next_worker: AtomicUsize,
-    /// A Grow request is on its way to the control thread.
-    growing: AtomicBool,
+    /// When a worker last took a job (nanoseconds since `epoch`).
+    last_dequeue: AtomicU64,
+    epoch: Instant,
     /// Whether an idle worker is polling the queue (see `spin_for_job`).
     spinning: AtomicBool,
     sessions: AtomicUsize,
@@ -125,7 +132,8 @@ impl Pool {
             workers_alive: AtomicUsize::new(0),
             workers_idle: AtomicUsize::new(0),
             next_worker: AtomicUsize::new(0),
-            growing: AtomicBool::new(false),
+            last_dequeue: AtomicU64::new(0),
+            epoch: Instant::now(),
             spinning: AtomicBool::new(false),
             sessions: AtomicUsize::new(0),
             next_session_id: AtomicU64::new(1),
@@ -173,10 +181,7 @@ impl Pool {
             ));
         }
         match self.jobs_tx.try_send(job) {
-            Ok(()) => {
-                self.grow_if_busy();
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Error::new(
                 "overloaded",
                 format!(
@@ -206,19 +211,16 @@ impl Pool {
     /// (and the worker clears a pending one as each job ends).
     pub(crate) fn serve_control(&'static self) {
         self.keep_thread_state();
-        while let Ok(control) = self.control_rx.recv() {
-            let gate = match control {
-                Control::Interrupt(gate) => gate,
-                Control::Grow => {
-                    self.growing.store(false, Ordering::Release);
-                    if self.workers_idle.load(Ordering::Acquire) == 0
-                        && self.workers_alive.load(Ordering::Acquire) < self.max_workers
-                    {
-                        self.spawn_worker();
-                    }
+        loop {
+            let gate = match self.control_rx.recv_timeout(GROW_AFTER) {
+                Ok(Control::Interrupt(gate)) => gate,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.grow_if_stalled();
                     continue;
                 }
+                Err(RecvTimeoutError::Disconnected) => return,
             };
+            self.grow_if_stalled();
             let Some(engine) = self.engine.get() else {
                 continue;
             };
@@ -277,16 +279,26 @@ impl Pool {
         }
     }
 
-    /// Every worker is busy and a job was just queued: ask the control thread for another
-    /// worker (spawning a thread here would hold up a BEAM scheduler). LM calls spend most
-    /// of their time waiting on HTTP with the GIL released, so more threads mean more calls
-    /// in flight; GIL-bound work is no slower for them.
-    fn grow_if_busy(&self) {
-        if self.workers_idle.load(Ordering::Acquire) == 0
-            && self.workers_alive.load(Ordering::Acquire) < self.max_workers
-            && !self.growing.swap(true, Ordering::AcqRel)
-        {
-            let _ = self.control_tx.send(Control::Grow);
+    /// Grows the pool when jobs wait, no worker is idle and none has taken a job for a
+    /// while: the workers are blocked in long calls (LM calls wait on HTTP with the GIL
+    /// released), so another thread means another call in flight. Work that keeps the
+    /// queue moving (short GIL-bound jobs) does not grow the pool: more threads would only
+    /// fight over the GIL.
+    fn grow_if_stalled(&'static self) {
+        let now = self.epoch.elapsed().as_nanos() as u64;
+        let stalled = now.saturating_sub(self.last_dequeue.load(Ordering::Acquire))
+            > GROW_AFTER.as_nanos() as u64;
+        let waiting = self.jobs_rx.len();
+        if waiting == 0 || !stalled || self.workers_idle.load(Ordering::Acquire) > 0 {
+            return;
+        }
+        let room = self.max_workers
+            - self
+                .workers_alive
+                .load(Ordering::Acquire)
+                .min(self.max_workers);
+        for _ in 0..waiting.min(room).min(GROW_STEP) {
+            self.spawn_worker();
         }
     }
 
@@ -428,6 +440,8 @@ impl Pool {
     }
 
     fn run_job(&self, job: Job) {
+        self.last_dequeue
+            .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
         let Job {
             target,
             op,
