@@ -16,7 +16,7 @@ defmodule DSPex.Native.Application do
   | --- | --- | --- | --- |
   | `:python` | `DSPEX_PYTHON` | the venv the NIF was built against | a venv directory or its `bin/python` |
   | `:workers` | `DSPEX_WORKERS` | 4 × cores, 4..32 | Python worker threads kept ready |
-  | `:max_workers` | `DSPEX_MAX_WORKERS` | 256 | the pool grows to this many threads while calls wait for a worker (LM calls wait on HTTP without the GIL); extra threads retire after 10 s idle |
+  | `:max_workers` | `DSPEX_MAX_WORKERS` | 64 | the pool grows to this many threads while calls wait for a worker (LM calls wait on HTTP without the GIL); extra threads retire after 10 s idle |
   | `:queue_size` | `DSPEX_QUEUE_SIZE` | 10000 | jobs that may wait before calls get `:overloaded` |
   | `:history_size` | `DSPEX_HISTORY_SIZE` | 100 | LM calls each session's LM and programs remember (DSPy keeps 10000) |
   | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, on stderr |

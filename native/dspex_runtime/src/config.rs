@@ -34,7 +34,7 @@ impl Default for Config {
         Config {
             python: None,
             workers: default_workers(),
-            max_workers: 256,
+            max_workers: 64,
             queue_size: 10_000,
             bridge_path: PathBuf::from("priv/python"),
             trace: None,

@@ -23,10 +23,13 @@ use crate::pycodec::{from_py, to_py};
 use crate::value::Value;
 
 /// How long an idle worker polls for the next job before sleeping.
-const SPIN: Duration = Duration::from_micros(50);
+const SPIN: Duration = Duration::from_micros(200);
 
 /// How long jobs may wait with every worker busy and none taken before the pool grows.
 const GROW_AFTER: Duration = Duration::from_millis(2);
+
+/// How long a worker keeps running queued jobs under one GIL hold.
+const BATCH: Duration = Duration::from_micros(200);
 
 /// The most workers added at one check.
 const GROW_STEP: usize = 8;
@@ -346,7 +349,7 @@ impl Pool {
             let job = self.spin_for_job();
             if let Some(job) = job {
                 self.workers_idle.fetch_sub(1, Ordering::AcqRel);
-                self.run_job(job);
+                self.run_jobs(job);
                 continue;
             }
             let timeout = if extra {
@@ -363,7 +366,7 @@ impl Pool {
                 recv(self.jobs_rx) -> msg => {
                     self.workers_idle.fetch_sub(1, Ordering::AcqRel);
                     match msg {
-                        Ok(job) => self.run_job(job),
+                        Ok(job) => self.run_jobs(job),
                         Err(_) => retire = true,
                     }
                 }
@@ -439,7 +442,38 @@ impl Pool {
         self.releases_done.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn run_job(&self, job: Job) {
+    /// Runs `first`, then, while jobs stay short (pings, reads), the next queued ones under
+    /// the same GIL hold: handing the GIL to another thread for every microsecond-long job
+    /// costs more than the jobs. A long job (an LM call) ends the batch.
+    fn run_jobs(&self, first: Job) {
+        let Some(engine) = self.engine.get() else {
+            let why = match self.status() {
+                Status::Failed(why) => why,
+                _ => "the runtime is not ready".to_owned(),
+            };
+            let Job { gate, deliver, .. } = first;
+            if gate.start() {
+                gate.deliver(deliver, Err(Error::not_started(why)));
+            }
+            return;
+        };
+        Python::attach(|py| {
+            let batch = Instant::now();
+            let mut job = first;
+            loop {
+                self.run_job(py, engine, job);
+                if batch.elapsed() >= BATCH || !self.releases_rx.is_empty() {
+                    break;
+                }
+                match self.jobs_rx.try_recv() {
+                    Ok(next) => job = next,
+                    Err(_) => break,
+                }
+            }
+        })
+    }
+
+    fn run_job(&self, py: Python<'_>, engine: &Engine, job: Job) {
         self.last_dequeue
             .store(self.epoch.elapsed().as_nanos() as u64, Ordering::Release);
         let Job {
@@ -459,9 +493,9 @@ impl Pool {
         };
         let span = tracing::debug_span!("job", op = op.as_str(), session);
         let _entered = span.enter();
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = catch_unwind(AssertUnwindSafe(|| {
-            self.execute(&target, &op, &args, &gate)
+            self.execute(py, engine, &target, &op, &args, &gate)
         }))
         .unwrap_or_else(|panic| {
             let what = panic
@@ -484,42 +518,32 @@ impl Pool {
             "job done"
         );
         self.jobs_done.fetch_add(1, Ordering::Relaxed);
-        // `target` (and with it maybe the last reference to a session) drops here, outside
-        // the GIL: the session's object goes to the release queue.
+        // Dropping `target` may drop the last reference to a session: its Python object
+        // goes to the release queue (no Python code runs here).
         drop(target);
     }
 
     fn execute(
         &self,
+        py: Python<'_>,
+        engine: &Engine,
         target: &Target,
         op: &str,
         args: &Value,
         gate: &Gate,
     ) -> Result<Value, Error> {
-        if op == "rust_ping" {
-            return Ok(args.clone());
-        }
         if self.test_hooks && op == "test_panic" {
             panic!("test_panic: a deliberate panic in a worker");
         }
-        let Some(engine) = self.engine.get() else {
-            let why = match self.status() {
-                Status::Failed(why) => why,
-                _ => "the runtime is not ready".to_owned(),
-            };
-            return Err(Error::not_started(why));
-        };
-        Python::attach(|py| {
-            // SAFETY: reads the current thread's identity; the GIL is held.
-            let thread = unsafe { ffi::PyThread_get_thread_ident() } as u64;
-            gate.enter_python(thread);
-            let result = execute_attached(py, engine, target, op, args);
-            gate.leave_python();
-            // An interrupt that came too late to matter must not hit the next job.
-            // SAFETY: NULL clears this thread's pending async exception; the GIL is held.
-            unsafe { ffi::PyThreadState_SetAsyncExc(thread as libc::c_long, std::ptr::null_mut()) };
-            result
-        })
+        // SAFETY: reads the current thread's identity; the GIL is held.
+        let thread = unsafe { ffi::PyThread_get_thread_ident() } as u64;
+        gate.enter_python(thread);
+        let result = execute_attached(py, engine, target, op, args);
+        gate.leave_python();
+        // An interrupt that came too late to matter must not hit the next job.
+        // SAFETY: NULL clears this thread's pending async exception; the GIL is held.
+        unsafe { ffi::PyThreadState_SetAsyncExc(thread as libc::c_long, std::ptr::null_mut()) };
+        result
     }
 }
 
