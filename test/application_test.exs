@@ -11,6 +11,14 @@ defmodule DSPex.Native.ApplicationTest do
   Application.put_env(:dspex_native, :test_hooks, true)
   import DSPex.Native.TestHelpers
   alias DSPex.Native.Session
+
+  # True once every worker is busy and nothing waits (read without Python).
+  busy? = fn ->
+    eventually(fn ->
+      s = DSPex.Native.NIF.pool_stats()
+      s["workers_idle"] == 0 and s["queued"] == 0
+    end, 10_000)
+  end
   """
 
   defp line(output, label) do
@@ -34,7 +42,7 @@ defmodule DSPex.Native.ApplicationTest do
           :ok = Session.create_program(s, "p", signature: "q -> a")
           IO.puts("BEFORE #{DSPex.Native.stats().sessions}")
           busy = Task.async(fn -> test_eval(spin_source("busy", 2), 20_000) end)
-          Process.sleep(300)
+          true = busy?.()
           queued = for i <- 1..3, do: Task.async(fn -> DSPex.Native.ping(i, 20_000) end)
           Process.sleep(200)
           IO.puts("OVER #{inspect(DSPex.Native.ping(:over, 1_000))}")
@@ -64,22 +72,32 @@ defmodule DSPex.Native.ApplicationTest do
           Application.put_env(:dspex_native, :max_workers, 1)
           {:ok, _} = Application.ensure_all_started(:dspex_native)
           :ok = DSPex.Native.await_ready()
-          busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
-          Process.sleep(300)
+          # Long enough to outlast the steps below even on a loaded machine.
+          busy = Task.async(fn -> test_eval(spin_source("busy", 4), 20_000) end)
+          true = busy?.()
           # Queued behind the busy worker: one caller times out, one dies.
           IO.puts("TIMED_OUT #{inspect(test_eval(spin_source("timed_out", 0), 100))}")
-          dying = spawn(fn -> test_eval(spin_source("died", 0), :infinity) end)
-          Process.sleep(100)
+          parent = self()
+
+          dying =
+            spawn(fn ->
+              send(parent, :submitting)
+              test_eval(spin_source("died", 0), :infinity)
+            end)
+
+          receive do: (:submitting -> Process.sleep(50))
+          ref = Process.monitor(dying)
           Process.exit(dying, :kill)
+          receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
           IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
-          IO.puts("RAN #{inspect(spin_events("timed_out") ++ spin_events("died"))}")
+          IO.puts("RAN #{inspect(timed_out: spin_events("timed_out"), died: spin_events("died"))}")
           """,
         []
       )
 
     assert line(output, "TIMED_OUT") =~ "reason: :timeout"
     assert line(output, "BUSY") == ~s({:ok, "busy"})
-    assert line(output, "RAN") == "[]"
+    assert line(output, "RAN") == "[timed_out: [], died: []]"
   end
 
   test "Application.stop returns at once, running jobs still answer, start serves again" do
@@ -90,7 +108,7 @@ defmodule DSPex.Native.ApplicationTest do
           {:ok, _} = Application.ensure_all_started(:dspex_native)
           :ok = DSPex.Native.await_ready()
           busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
-          Process.sleep(200)
+          true = eventually(fn -> spin_events("busy") == ["started"] end, 10_000)
           :ok = Application.stop(:dspex_native)
           IO.puts("AFTER_STOP #{inspect(DSPex.Native.ping(:x))}")
           IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")

@@ -12,13 +12,8 @@ defmodule DSPex.Native.StressTest do
   @sessions_each 20
   @ops_each 120
 
-  defp settle do
-    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
-    eventually(fn -> DSPex.Native.stats().releases_queued == 0 end, 5_000)
-  end
-
   defp counts do
-    s = DSPex.Native.stats()
+    s = DSPex.Native.stats(gc: true)
     {s.sessions, s.programs}
   end
 

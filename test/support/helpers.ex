@@ -17,6 +17,39 @@ defmodule DSPex.Native.TestHelpers do
     end
   end
 
+  @doc """
+  Waits until the runtime is quiet: garbage in every process collected (handles dropped
+  but not yet collected are freed), no job queued or running, no release pending.
+  """
+  def settle(timeout \\ 10_000) do
+    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
+
+    eventually(
+      fn ->
+        s = DSPex.Native.stats()
+        s.queued == 0 and s.releases_queued == 0 and s.workers_idle == s.workers_alive
+      end,
+      timeout
+    )
+  end
+
+  @doc """
+  The Python side of session `id`: the number of programs it holds, or `nil` once Python
+  has freed it (after a cycle collection). Needs the test hooks.
+  """
+  def python_session(id) do
+    {:ok, programs} =
+      test_eval("""
+      import gc
+      from dspex_bridge.session import LIVE_SESSIONS
+      gc.collect()
+      alive = [s for s in LIVE_SESSIONS if s.id == #{id}]
+      result = len(alive[0].programs) if alive else None
+      """)
+
+    programs
+  end
+
   @doc "A DummyLM spec that answers every prompt with `fields`."
   def dummy(fields) when is_map(fields), do: {:dummy, %{"" => fields}}
 

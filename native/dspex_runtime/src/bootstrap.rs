@@ -38,6 +38,34 @@ pub fn promote_libpython() -> Result<String, String> {
     }
 }
 
+/// Stops OpenSSL from tearing itself down in an `atexit` handler.
+///
+/// The BEAM exits with `exit()`, which runs `atexit` handlers while Python threads may
+/// still be inside OpenSSL (a TLS handshake, litellm's import loading certificates): they
+/// then crash the exit with a segfault (reproduced: exit code 139 in about one run in
+/// twelve under load). OpenSSL skips that handler if it is initialised with
+/// `OPENSSL_INIT_NO_ATEXIT` before anything else initialises it, so do that before Python
+/// imports `ssl`. The memory is left to the OS, as for the rest of the exiting process.
+pub fn disable_openssl_atexit() {
+    const OPENSSL_INIT_NO_ATEXIT: u64 = 0x0008_0000;
+    for name in [c"libcrypto.so.3", c"libcrypto.so.1.1"] {
+        // SAFETY: dlopen/dlsym of a library by name; the symbol has this C signature
+        // (int OPENSSL_init_crypto(uint64_t opts, const OPENSSL_INIT_SETTINGS *settings)).
+        unsafe {
+            let handle = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+            if handle.is_null() {
+                continue;
+            }
+            let init = libc::dlsym(handle, c"OPENSSL_init_crypto".as_ptr());
+            if !init.is_null() {
+                let init: extern "C" fn(u64, *const libc::c_void) -> libc::c_int =
+                    std::mem::transmute(init);
+                init(OPENSSL_INIT_NO_ATEXIT, std::ptr::null());
+            }
+        }
+    }
+}
+
 /// The version of the linked libpython, e.g. `"3.11.7 (main, ...) [GCC 12.2.0]"`.
 pub fn linked_version() -> String {
     // SAFETY: Py_GetVersion returns a static string and may be called before initialisation.

@@ -185,6 +185,7 @@ fn boot(config: &Config) -> Result<(pool::Engine, Py<PyModule>), String> {
             ))
         }
     }
+    bootstrap::disable_openssl_atexit();
     bootstrap::initialize(&env)?;
     Python::attach(|py| {
         let bridge = bootstrap::import_bridge(py, &env, &config.bridge_path)?;
