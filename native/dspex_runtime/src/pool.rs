@@ -28,6 +28,9 @@ const SPIN: Duration = Duration::from_micros(200);
 /// How long jobs may wait with every worker busy and none taken before the pool grows.
 const GROW_AFTER: Duration = Duration::from_millis(2);
 
+/// Releases after which an emptied release queue returns freed memory to the OS.
+const TRIM_AFTER: u64 = 100;
+
 /// How long a worker keeps running queued jobs under one GIL hold.
 const BATCH: Duration = Duration::from_micros(200);
 
@@ -107,6 +110,8 @@ pub struct Pool {
     next_session_id: AtomicU64,
     jobs_done: AtomicU64,
     releases_done: AtomicU64,
+    /// `releases_done` when memory was last handed back to the OS.
+    trimmed_at: AtomicU64,
 }
 
 impl Pool {
@@ -142,6 +147,7 @@ impl Pool {
             next_session_id: AtomicU64::new(1),
             jobs_done: AtomicU64::new(0),
             releases_done: AtomicU64::new(0),
+            trimmed_at: AtomicU64::new(0),
         }
     }
 
@@ -439,7 +445,20 @@ impl Pool {
             Ok(()) => tracing::debug!("session released"),
             Err(_) => tracing::error!("a panic while releasing a session was caught"),
         }
-        self.releases_done.fetch_add(1, Ordering::Relaxed);
+        let done = self.releases_done.fetch_add(1, Ordering::Relaxed) + 1;
+        // After a wave of releases, hand the freed heap back to the OS: glibc keeps it
+        // otherwise, and a BEAM that dropped 10,000 sessions would stay tens of MB larger.
+        // No GIL is needed; it runs on this worker, not a scheduler.
+        if self.releases_rx.is_empty() {
+            let last = self.trimmed_at.swap(done, Ordering::AcqRel);
+            if done.saturating_sub(last) >= TRIM_AFTER {
+                // SAFETY: malloc_trim only returns free memory to the OS.
+                unsafe { libc::malloc_trim(0) };
+                tracing::debug!(releases = done - last, "returned freed memory to the OS");
+            } else {
+                self.trimmed_at.store(last, Ordering::Release);
+            }
+        }
     }
 
     /// Runs `first`, then, while jobs stay short (pings, reads), the next queued ones under
