@@ -23,7 +23,7 @@ defmodule DSPex.Bench.PortBridge do
 
   alias DSPex.Native.Test.OpenAIServer.JSON
 
-  @python "/work/main/.venv/bin/python"
+  @python Path.expand("../.venv/bin/python", __DIR__)
   @script Path.join(__DIR__, "port_bridge.py")
 
   @doc """
