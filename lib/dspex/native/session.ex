@@ -200,8 +200,8 @@ defmodule DSPex.Native.Session do
   def create_program(session, id, opts) do
     with {:ok, opts} <- options(opts, [:signature, :module, :replace, :timeout]),
          {:ok, id} <- program_id(id),
-         {:ok, signature} <- signature(Keyword.get(opts, :signature)),
          {:ok, module} <- module_kind(Keyword.get(opts, :module, :predict)),
+         {:ok, signature} <- program_signature(Keyword.get(opts, :signature), module),
          {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace) do
       args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
       ok(call(session, "create_program", args, opts, @default_timeout))
@@ -294,8 +294,75 @@ defmodule DSPex.Native.Session do
   end
 
   @doc """
+  Runs Python `source` in a namespace that belongs to this session, so that a
+  `dspy.Module` subclass defined there can be used as `module: {:custom, "ClassName"}` in
+  `create_program/3`. Another session never sees it; closing the session drops it.
+
+  This is full trust: the source is Python, run inside this BEAM with all its rights.
+  Load only code you would run yourself. Returns the names of the `dspy.Module` subclasses
+  the source defined.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, [%{"loud" => "hey"}]})
+      iex> source = \"""
+      ...> import dspy
+      ...> class Shout(dspy.Module):
+      ...>     def __init__(self):
+      ...>         super().__init__()
+      ...>         self.predict = dspy.Predict("text -> loud")
+      ...>     def forward(self, text):
+      ...>         return dspy.Prediction(loud=self.predict(text=text).loud.upper())
+      ...> \"""
+      iex> DSPex.Native.Session.load_module(session, "shout", source)
+      {:ok, ["Shout"]}
+      iex> :ok = DSPex.Native.Session.create_program(session, "s", module: {:custom, "Shout"})
+      iex> DSPex.Native.Session.execute(session, "s", %{text: "hi"})
+      {:ok, %{"loud" => "HEY"}}
+  """
+  @spec load_module(t(), String.t(), String.t(), keyword()) ::
+          {:ok, [String.t()]} | {:error, Error.t()}
+  def load_module(session, name, source, opts \\ []) do
+    with {:ok, opts} <- options(opts, [:timeout]),
+         :ok <- text(name, "module name"),
+         :ok <- text(source, "module source") do
+      call(session, "load_module", %{"name" => name, "source" => source}, opts, @default_timeout)
+    end
+  end
+
+  @doc """
+  The session's last `n` LM calls, oldest first: each a map with `:model`, `:messages`
+  (what the LM was asked), `:outputs`, `:usage` (token counts), `:cost` and `:timestamp`.
+  Each session sees only its own calls; a session keeps its last `history_size` (100).
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, [%{"answer" => "4"}]})
+      iex> :ok = DSPex.Native.Session.create_program(session, "math", signature: "question -> answer")
+      iex> {:ok, _} = DSPex.Native.Session.execute(session, "math", %{question: "2 + 2?"})
+      iex> {:ok, [call]} = DSPex.Native.Session.history(session, 1)
+      iex> call.model
+      "dummy"
+      iex> Enum.any?(call.messages, &(&1["content"] =~ "2 + 2?"))
+      true
+  """
+  @spec history(t(), non_neg_integer(), keyword()) :: {:ok, [map()]} | {:error, Error.t()}
+  def history(session, n \\ 10, opts \\ [])
+
+  def history(session, n, opts) when is_integer(n) and n >= 0 do
+    with {:ok, opts} <- options(opts, [:timeout]),
+         {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
+      {:ok, Enum.map(entries, fn e -> Map.new(e, fn {k, v} -> {String.to_atom(k), v} end) end)}
+    end
+  end
+
+  def history(_session, n, _opts),
+    do: {:error, invalid("n must be a non-negative integer, got #{inspect(n)}")}
+
+  @doc """
   What the session holds: `:id`, `:name`, `:programs` (a count), `:executions` (successful
-  ones), `:failures` and `:lm` (the model's name only, `"dummy"` for DummyLM, or `nil`).
+  ones), `:failures`, `:lm` (the model's name only, `"dummy"` for DummyLM, or `nil`) and
+  `:usage`, token totals per model (`%{"openai/gpt-4o-mini" => %{"prompt_tokens" => ...}}`).
 
   ## Examples
 
@@ -430,8 +497,21 @@ defmodule DSPex.Native.Session do
   defp module_kind(:predict), do: {:ok, "predict"}
   defp module_kind(:chain_of_thought), do: {:ok, "chain_of_thought"}
 
-  defp module_kind(other),
-    do: {:error, invalid("module must be :predict or :chain_of_thought, got #{inspect(other)}")}
+  defp module_kind({:custom, class}) when is_binary(class) or is_atom(class),
+    do: {:ok, ["custom", to_string(class)]}
+
+  defp module_kind(other) do
+    {:error,
+     invalid(
+       "module must be :predict, :chain_of_thought or {:custom, \"ClassName\"}, got #{inspect(other)}"
+     )}
+  end
+
+  defp text(value, what) do
+    if is_binary(value) and String.valid?(value),
+      do: :ok,
+      else: {:error, invalid("#{what} must be a UTF-8 string")}
+  end
 
   defp boolean(value, _key) when is_boolean(value), do: {:ok, value}
 
@@ -459,6 +539,10 @@ defmodule DSPex.Native.Session do
       end
     end
   end
+
+  # A custom module may build its own predictors: its signature is optional.
+  defp program_signature(nil, ["custom", _]), do: {:ok, nil}
+  defp program_signature(sig, _module), do: signature(sig)
 
   defp signature(nil), do: {:error, invalid_signature("the :signature option is required")}
 
@@ -501,7 +585,43 @@ defmodule DSPex.Native.Session do
        when (is_atom(name) or is_binary(name)) and (is_binary(desc) or is_nil(desc)),
        do: {:ok, [to_string(name), desc]}
 
+  defp field({name, opts}) when (is_atom(name) or is_binary(name)) and is_list(opts) do
+    with true <- Keyword.keyword?(opts) and Keyword.keys(opts) -- [:type, :desc] == [],
+         desc when is_binary(desc) or is_nil(desc) <- Keyword.get(opts, :desc),
+         {:ok, type} <- field_type(Keyword.get(opts, :type)) do
+      {:ok, [to_string(name), desc, type]}
+    else
+      _ -> :error
+    end
+  end
+
+  defp field({name, type}) when is_atom(name) or is_binary(name) do
+    with {:ok, type} <- field_type(type), do: {:ok, [to_string(name), nil, type]}
+  end
+
   defp field(_), do: :error
+
+  # Field types become Python annotations (str, int, float, bool, dict, list[...],
+  # Literal[...]); outputs come back as the matching Elixir terms.
+  defp field_type(nil), do: {:ok, nil}
+
+  defp field_type(t) when t in [:string, :integer, :float, :boolean, :map],
+    do: {:ok, Atom.to_string(t)}
+
+  defp field_type({:list, inner}) do
+    with {:ok, inner} when inner != nil <- field_type(inner), do: {:ok, ["list", inner]}
+  end
+
+  defp field_type({:literal, [_ | _] = values}) do
+    if Enum.all?(values, &(is_binary(&1) or is_atom(&1) or is_number(&1))),
+      do: {:ok, ["literal", Enum.map(values, &literal/1)]},
+      else: :error
+  end
+
+  defp field_type(_), do: :error
+
+  defp literal(v) when is_atom(v) and not is_boolean(v) and not is_nil(v), do: Atom.to_string(v)
+  defp literal(v), do: v
 
   defp instructions(nil), do: {:ok, nil}
   defp instructions(text) when is_binary(text), do: {:ok, text}

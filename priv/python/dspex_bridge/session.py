@@ -32,7 +32,8 @@ class Program:
     def __init__(self, module, kind, signature):
         self.module = module
         self.kind = kind
-        self.input_names = frozenset(signature.input_fields)
+        # A custom module without a signature takes whatever its forward() takes.
+        self.input_names = frozenset(signature.input_fields) if signature is not None else None
 
 
 class Session:
@@ -41,8 +42,11 @@ class Session:
         self.name = name
         self.lm = lms.build(lm_spec)
         self.programs = {}
+        # Python source loaded with load_module runs here: only this session sees it.
+        self.namespace = {"__name__": f"dspex_session_{sid}"}
         self.executions = 0
         self.failures = 0
+        self.usage = {}
         self.closed = False
         self._lock = threading.Lock()
         LIVE_SESSIONS.add(self)
@@ -61,16 +65,44 @@ class Session:
             self.lm = lms.build(args["lm"])
         return None
 
+    def load_module(self, args):
+        """Runs Python source in this session's namespace (full trust: it is Python)."""
+        source = args.get("source")
+        if not isinstance(source, str):
+            raise BridgeError("invalid_argument", "the module source must be a string")
+        code = compile(source, f"<dspex module {args.get('name')!r}>", "exec")
+        exec(code, self.namespace)  # noqa: S102  (documented: custom modules are trusted code)
+        return sorted(
+            name
+            for name, value in self.namespace.items()
+            if isinstance(value, type) and issubclass(value, dspy.Module) and value.__module__ == self.namespace["__name__"]
+        )
+
+    def _custom_class(self, name):
+        cls = self.namespace.get(name)
+        if not (isinstance(cls, type) and issubclass(cls, dspy.Module)):
+            raise BridgeError(
+                "not_found", f"no dspy.Module subclass {name!r} loaded in {self.label()} (see load_module)"
+            )
+        return cls
+
     def create_program(self, args):
         pid = args["id"]
         kind = args.get("module", "predict")
-        if kind not in MODULE_KINDS:
+        spec = args.get("signature")
+        if isinstance(kind, (list, tuple)) and len(kind) == 2 and kind[0] == "custom":
+            cls = self._custom_class(kind[1])
+            signature = signatures.build(spec) if spec is not None else None
+            module = cls(signature) if signature is not None else cls()
+            kind = f"custom:{kind[1]}"
+        elif kind in MODULE_KINDS:
+            signature = signatures.build(spec)
+            module = MODULE_KINDS[kind](signature)
+        else:
             raise BridgeError(
                 "invalid_argument",
-                f"module {kind!r} is not supported; use :predict or :chain_of_thought",
+                f"module {kind!r} is not supported; use :predict, :chain_of_thought or {{:custom, name}}",
             )
-        signature = signatures.build(args.get("signature"))
-        module = MODULE_KINDS[kind](signature)
         with self._lock:
             if pid in self.programs and not args.get("replace"):
                 raise BridgeError("already_exists", f"program {pid!r} already exists in {self.label()}")
@@ -92,8 +124,9 @@ class Session:
                 inputs[field_name(key, "input")] = value
             except TypeError as exc:
                 raise BridgeError("invalid_argument", str(exc)) from None
-        missing = sorted(program.input_names - inputs.keys())
-        unknown = sorted(inputs.keys() - program.input_names)
+        names = program.input_names if program.input_names is not None else inputs.keys()
+        missing = sorted(names - inputs.keys())
+        unknown = sorted(inputs.keys() - names)
         if missing or unknown:
             parts = []
             if missing:
@@ -111,9 +144,10 @@ class Session:
             )
         try:
             # A fresh trace per call: DSPy's global trace would keep every module alive.
-            with dspy.context(lm=lm.lm, trace=[], max_history_size=HISTORY_SIZE):
+            with dspy.context(lm=lm.lm, trace=[], max_history_size=HISTORY_SIZE, track_usage=True):
                 prediction = program.module(**inputs)
             result = to_plain(prediction)
+            self._add_usage(prediction)
         except BaseException:
             with self._lock:
                 self.failures += 1
@@ -121,6 +155,35 @@ class Session:
         with self._lock:
             self.executions += 1
         return result
+
+    def _add_usage(self, prediction):
+        get = getattr(prediction, "get_lm_usage", None)
+        usage = get() if callable(get) else None
+        with self._lock:
+            for model, counts in (usage or {}).items():
+                totals = self.usage.setdefault(model, {})
+                for key, value in (counts or {}).items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool):
+                        totals[key] = totals.get(key, 0) + value
+
+    def history(self, args):
+        """The session's last n LM calls, newest last: messages, outputs, model, usage."""
+        n = args.get("n", 1)
+        if not isinstance(n, int) or n < 0:
+            raise BridgeError("invalid_argument", "n must be a non-negative integer")
+        lm = self.lm.lm
+        entries = list(getattr(lm, "history", []) or [])[-n:] if n else []
+        return [
+            {
+                "model": e.get("model"),
+                "messages": e.get("messages"),
+                "outputs": e.get("outputs"),
+                "usage": dict(e.get("usage") or {}),
+                "cost": e.get("cost"),
+                "timestamp": e.get("timestamp"),
+            }
+            for e in entries
+        ]
 
     def list_programs(self, _args):
         return sorted(self.programs)
@@ -145,6 +208,7 @@ class Session:
             "executions": self.executions,
             "failures": self.failures,
             "lm": self.lm.model,
+            "usage": {model: dict(counts) for model, counts in self.usage.items()},
         }
 
     def close(self):
@@ -152,7 +216,20 @@ class Session:
         with self._lock:
             self.closed = True
             self.programs = {}
+            self.namespace = {}
         self.lm = lms.LMConfig()
 
 
-OPS = frozenset({"configure", "create_program", "execute", "list_programs", "delete_program", "reset", "info"})
+OPS = frozenset(
+    {
+        "configure",
+        "create_program",
+        "execute",
+        "list_programs",
+        "delete_program",
+        "reset",
+        "info",
+        "load_module",
+        "history",
+    }
+)

@@ -8,6 +8,7 @@ name used in a type must be on an allowlist.
 import ast
 import functools
 import re
+import typing
 
 import dspy
 
@@ -137,6 +138,29 @@ def from_string(text):
         raise _invalid(f"DSPy refused signature {text!r}: {exc}") from exc
 
 
+_SCALARS = {"string": str, "integer": int, "float": float, "boolean": bool, "map": dict}
+
+
+def field_type(spec, name):
+    """A Python annotation from Elixir's field type: "string", "integer", "float",
+    "boolean", "map" (a JSON object), ["list", type] or ["literal", [values]]."""
+    if spec is None:
+        return str
+    if isinstance(spec, str) and spec in _SCALARS:
+        return _SCALARS[spec]
+    if isinstance(spec, (list, tuple)) and len(spec) == 2:
+        kind, arg = spec
+        if kind == "list":
+            return list[field_type(arg, name)]
+        if kind == "literal" and isinstance(arg, list) and arg:
+            if all(isinstance(v, (str, int, float, bool)) for v in arg):
+                return typing.Literal[tuple(str(v) if isinstance(v, str) else v for v in arg)]
+    raise _invalid(
+        f"field {name!r} has type {spec!r}; use :string, :integer, :float, :boolean, :map, "
+        f"{{:list, type}} or {{:literal, [values]}}"
+    )
+
+
 def from_structure(spec):
     """A `dspy.Signature` from {"inputs": [[name, desc]], "outputs": [...], "instructions": str}."""
     if not isinstance(spec, dict):
@@ -149,15 +173,16 @@ def from_structure(spec):
         if len(entries) > MAX_FIELDS:
             raise _invalid(f"signature has {len(entries)} {kind}; the limit is {MAX_FIELDS}")
         for entry in entries:
-            if not isinstance(entry, (list, tuple)) or len(entry) != 2:
-                raise _invalid(f"{kind}: each field must be [name, description], got {entry!r}")
-            name, desc = entry
+            if not isinstance(entry, (list, tuple)) or len(entry) not in (2, 3):
+                raise _invalid(f"{kind}: each field must be [name, description(, type)], got {entry!r}")
+            name, desc = entry[0], entry[1]
+            annotation = field_type(entry[2] if len(entry) == 3 else None, name)
             _check_field_name(name, kind)
             if name in fields:
                 raise _invalid(f"field {name!r} appears twice in the signature")
             if desc is not None and not isinstance(desc, str):
                 raise _invalid(f"description of field {name!r} must be a string")
-            fields[name] = (str, make(desc=desc) if desc else make())
+            fields[name] = (annotation, make(desc=desc) if desc else make())
     instructions = spec.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise _invalid("instructions must be a string")

@@ -16,7 +16,17 @@ STRUCTURED = {
 
 def test_ops_are_exactly_the_documented_ones():
     # Elixir sends these names; anything else (close, __init__, ...) must not be callable.
-    assert OPS == {"configure", "create_program", "execute", "list_programs", "delete_program", "reset", "info"}
+    assert OPS == {
+        "configure",
+        "create_program",
+        "execute",
+        "list_programs",
+        "delete_program",
+        "reset",
+        "info",
+        "load_module",
+        "history",
+    }
 
 
 @pytest.mark.parametrize("op", ["close", "__init__", "label", "_lock", "programs", "nope"])
@@ -250,6 +260,8 @@ def test_info_counts_executions_and_failures(open_session):
         "executions": 2,
         "failures": 1,
         "lm": "dummy",
+        # DummyLM reports no tokens; the totals exist per model all the same.
+        "usage": {"dummy": {"completion_tokens": 0, "prompt_tokens": 0, "total_tokens": 0}},
     }
 
 
@@ -302,3 +314,72 @@ def test_configure_without_an_lm_key_leaves_the_lm_alone(open_session):
     session = open_session(dummy({"answer": "kept"}))
     assert ok(call(session, "configure", {})) is None
     assert ok(call(session, "info"))["lm"] == "dummy"
+
+
+# -- typed fields, custom modules, history -----------------------------------------------
+
+
+def test_typed_output_fields_come_back_as_their_types(open_session):
+    session = open_session(dummy({"n": "42", "tags": '["a", "b"]', "mood": "sad", "flag": "true", "meta": '{"k": 1}'}))
+    spec = {
+        "inputs": [["q", None]],
+        "outputs": [
+            ["n", None, "integer"],
+            ["tags", None, ["list", "string"]],
+            ["mood", None, ["literal", ["happy", "sad"]]],
+            ["flag", None, "boolean"],
+            ["meta", None, "map"],
+        ],
+    }
+    ok(call(session, "create_program", {"id": "t", "signature": spec}))
+    assert ok(call(session, "execute", {"id": "t", "inputs": {"q": "?"}})) == {
+        "n": 42,
+        "tags": ["a", "b"],
+        "mood": "sad",
+        "flag": True,
+        "meta": {"k": 1},
+    }
+
+
+@pytest.mark.parametrize("bad", ["decimal", ["list"], ["literal", []], ["tuple", "string"], 3])
+def test_unknown_field_types_are_invalid_signature(open_session, bad):
+    session = open_session()
+    spec = {"inputs": [["q", None]], "outputs": [["a", None, bad]]}
+    error = err(call(session, "create_program", {"id": "t", "signature": spec}), "invalid_signature")
+    assert "field 'a' has type" in error["message"]
+
+
+CUSTOM = """
+import dspy
+
+class Shout(dspy.Module):
+    def __init__(self):
+        super().__init__()
+        self.predict = dspy.Predict("text -> loud")
+
+    def forward(self, text):
+        out = self.predict(text=text)
+        return dspy.Prediction(loud=out.loud.upper(), original=text)
+"""
+
+
+def test_custom_modules_live_in_their_session_only(open_session):
+    a = open_session(dummy({"loud": "hey"}))
+    b = open_session(dummy({"loud": "hey"}))
+    assert ok(call(a, "load_module", {"name": "shout", "source": CUSTOM})) == ["Shout"]
+    ok(call(a, "create_program", {"id": "s", "module": ["custom", "Shout"]}))
+    assert ok(call(a, "execute", {"id": "s", "inputs": {"text": "hi"}})) == {"loud": "HEY", "original": "hi"}
+    error = err(call(b, "create_program", {"id": "s", "module": ["custom", "Shout"]}), "not_found")
+    assert "Shout" in error["message"]
+
+
+def test_history_returns_the_last_n_lm_calls(open_session):
+    session = open_session(dummy({"answer": "one"}, {"answer": "two"}, {"answer": "three"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    for q in ["first?", "second?", "third?"]:
+        ok(call(session, "execute", {"id": "qa", "inputs": {"question": q}}))
+    last_two = ok(call(session, "history", {"n": 2}))
+    assert len(last_two) == 2
+    assert "second?" in str(last_two[0]["messages"]) and "third?" in str(last_two[1]["messages"])
+    assert all(set(e) == {"model", "messages", "outputs", "usage", "cost", "timestamp"} for e in last_two)
+    assert ok(call(session, "history", {"n": 0})) == []
