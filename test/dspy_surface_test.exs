@@ -136,4 +136,40 @@ defmodule DSPex.Native.DSPySurfaceTest do
     assert totals["total_tokens"] ==
              first.usage["total_tokens"] + second.usage["total_tokens"]
   end
+
+  test "export from one session, import into another: same demos, same answers" do
+    lm = dummy(%{"reasoning" => "r", "answer" => "same"})
+    a = Session.open!(lm: lm)
+
+    :ok =
+      Session.create_program(a, "qa",
+        signature: %{
+          inputs: [question: "a question"],
+          outputs: [:answer],
+          instructions: "Be terse."
+        },
+        module: :chain_of_thought
+      )
+
+    {:ok, exported} = Session.export_program(a, "qa")
+    demos = [%{"question" => "1+1?", "reasoning" => "add", "answer" => "2", "augmented" => true}]
+    exported = put_in(exported, ["state", "predict", "demos"], demos)
+
+    b = Session.open!(lm: lm)
+    assert :ok = Session.import_program(b, "copy", exported)
+    assert {:ok, again} = Session.export_program(b, "copy")
+    assert again["state"]["predict"]["demos"] == demos
+    assert again["state"]["predict"]["signature"]["instructions"] == "Be terse."
+    assert {:ok, %{"answer" => "same"}} = Session.execute(b, "copy", %{question: "?"})
+    # The demos reach the LM: they are in the prompt.
+    {:ok, [call]} = Session.history(b, 1)
+    assert inspect(call.messages) =~ "1+1?"
+
+    assert {:error, %Error{reason: :already_exists}} = Session.import_program(b, "copy", exported)
+
+    assert {:error, %Error{reason: :invalid_argument}} =
+             Session.import_program(b, "x", %{"format" => "?"})
+
+    assert {:error, %Error{reason: :not_found}} = Session.export_program(b, "missing")
+  end
 end

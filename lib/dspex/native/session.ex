@@ -331,6 +331,57 @@ defmodule DSPex.Native.Session do
   end
 
   @doc """
+  The program's state as a JSON-encodable map (string keys): its module kind, its
+  signature as it was given, and DSPy's state (demos, instructions, field descriptions).
+  `import_program/4` recreates it in any session, also in a later BEAM.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!()
+      iex> :ok = DSPex.Native.Session.create_program(session, "qa",
+      ...>   signature: %{inputs: [:question], outputs: [:answer], instructions: "Be terse."})
+      iex> {:ok, exported} = DSPex.Native.Session.export_program(session, "qa")
+      iex> {exported["module"], exported["state"]["signature"]["instructions"]}
+      {"predict", "Be terse."}
+  """
+  @spec export_program(t(), program_id(), keyword()) :: {:ok, map()} | {:error, Error.t()}
+  def export_program(session, id, opts \\ []) do
+    with {:ok, opts} <- options(opts, [:timeout]),
+         {:ok, id} <- program_id(id) do
+      call(session, "export_program", %{"id" => id}, opts, @default_timeout)
+    end
+  end
+
+  @doc """
+  Recreates a program from `export_program/3`'s map under `id` (a custom module's class
+  must be loaded in this session first). Options: `:replace`, `:timeout`.
+
+  ## Examples
+
+      iex> a = DSPex.Native.Session.open!()
+      iex> :ok = DSPex.Native.Session.create_program(a, "qa", signature: "question -> answer")
+      iex> {:ok, exported} = DSPex.Native.Session.export_program(a, "qa")
+      iex> b = DSPex.Native.Session.open!(lm: {:dummy, [%{"answer" => "copied"}]})
+      iex> DSPex.Native.Session.import_program(b, "qa", exported)
+      :ok
+      iex> DSPex.Native.Session.execute(b, "qa", %{question: "?"})
+      {:ok, %{"answer" => "copied"}}
+  """
+  @spec import_program(t(), program_id(), map(), keyword()) :: :ok | {:error, Error.t()}
+  def import_program(session, id, exported, opts \\ []) do
+    with {:ok, opts} <- options(opts, [:replace, :timeout]),
+         {:ok, id} <- program_id(id),
+         {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace) do
+      if is_map(exported) do
+        args = %{"id" => id, "exported" => exported, "replace" => replace}
+        ok(call(session, "import_program", args, opts, @default_timeout))
+      else
+        {:error, invalid("expected the map export_program/3 returned")}
+      end
+    end
+  end
+
+  @doc """
   The session's last `n` LM calls, oldest first: each a map with `:model`, `:messages`
   (what the LM was asked), `:outputs`, `:usage` (token counts), `:cost` and `:timestamp`.
   Each session sees only its own calls; a session keeps its last `history_size` (100).
@@ -518,6 +569,10 @@ defmodule DSPex.Native.Session do
   defp boolean(value, key),
     do: {:error, invalid("#{key} must be a boolean, got #{inspect(value)}")}
 
+  # A custom module may build its own predictors: its signature is optional.
+  defp program_signature(nil, ["custom", _]), do: {:ok, nil}
+  defp program_signature(sig, _module), do: signature(sig)
+
   defp signature(sig) when is_binary(sig), do: {:ok, sig}
 
   defp signature(sig) when is_list(sig) do
@@ -539,10 +594,6 @@ defmodule DSPex.Native.Session do
       end
     end
   end
-
-  # A custom module may build its own predictors: its signature is optional.
-  defp program_signature(nil, ["custom", _]), do: {:ok, nil}
-  defp program_signature(sig, _module), do: signature(sig)
 
   defp signature(nil), do: {:error, invalid_signature("the :signature option is required")}
 

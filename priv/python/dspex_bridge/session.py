@@ -27,11 +27,14 @@ LIVE_SESSIONS = weakref.WeakSet()
 
 
 class Program:
-    __slots__ = ("module", "kind", "input_names", "__weakref__")
+    __slots__ = ("module", "kind", "spec", "input_names", "__weakref__")
 
-    def __init__(self, module, kind, signature):
+    def __init__(self, module, kind, signature, spec=None):
         self.module = module
+        # kind is "predict", "chain_of_thought" or ["custom", class name]; spec is the
+        # signature as Elixir gave it: both are what export_program needs to rebuild it.
         self.kind = kind
+        self.spec = spec
         # A custom module without a signature takes whatever its forward() takes.
         self.input_names = frozenset(signature.input_fields) if signature is not None else None
 
@@ -86,35 +89,65 @@ class Session:
             )
         return cls
 
-    def create_program(self, args):
-        pid = args["id"]
-        kind = args.get("module", "predict")
-        spec = args.get("signature")
+    def _build_program(self, kind, spec):
         if isinstance(kind, (list, tuple)) and len(kind) == 2 and kind[0] == "custom":
             cls = self._custom_class(kind[1])
             signature = signatures.build(spec) if spec is not None else None
             module = cls(signature) if signature is not None else cls()
-            kind = f"custom:{kind[1]}"
-        elif kind in MODULE_KINDS:
+            return Program(module, ["custom", str(kind[1])], signature, spec)
+        if kind in MODULE_KINDS:
             signature = signatures.build(spec)
-            module = MODULE_KINDS[kind](signature)
-        else:
-            raise BridgeError(
-                "invalid_argument",
-                f"module {kind!r} is not supported; use :predict, :chain_of_thought or {{:custom, name}}",
-            )
+            return Program(MODULE_KINDS[kind](signature), kind, signature, spec)
+        raise BridgeError(
+            "invalid_argument",
+            f"module {kind!r} is not supported; use :predict, :chain_of_thought or {{:custom, name}}",
+        )
+
+    def _install(self, pid, program, replace):
         with self._lock:
-            if pid in self.programs and not args.get("replace"):
+            if pid in self.programs and not replace:
                 raise BridgeError("already_exists", f"program {pid!r} already exists in {self.label()}")
-            self.programs[pid] = Program(module, kind, signature)
-        LIVE_PROGRAMS.add(module)
+            self.programs[pid] = program
+        LIVE_PROGRAMS.add(program.module)
+
+    def export_program(self, args):
+        """The program's state as plain data: module kind, signature, demos, instructions."""
+        program = self._program(args["id"])
+        return {
+            "format": EXPORT_FORMAT,
+            "module": program.kind,
+            "signature": program.spec,
+            "state": to_plain(program.module.dump_state(json_mode=True), "state"),
+        }
+
+    def import_program(self, args):
+        exported = args.get("exported")
+        if not isinstance(exported, dict) or exported.get("format") != EXPORT_FORMAT:
+            raise BridgeError(
+                "invalid_argument", f"not an exported program (expected format {EXPORT_FORMAT!r})"
+            )
+        program = self._build_program(exported.get("module"), exported.get("signature"))
+        try:
+            program.module.load_state(exported.get("state") or {})
+        except Exception as exc:  # noqa: BLE001
+            raise BridgeError("invalid_argument", f"the exported state does not fit this program: {exc}") from exc
+        self._install(args["id"], program, args.get("replace"))
+        return None
+
+    def _program(self, pid):
+        program = self.programs.get(pid)
+        if program is None:
+            raise BridgeError("not_found", f"no program {pid!r} in {self.label()}")
+        return program
+
+    def create_program(self, args):
+        program = self._build_program(args.get("module", "predict"), args.get("signature"))
+        self._install(args["id"], program, args.get("replace"))
         return None
 
     def execute(self, args):
         pid = args["id"]
-        program = self.programs.get(pid)
-        if program is None:
-            raise BridgeError("not_found", f"no program {pid!r} in {self.label()}")
+        program = self._program(pid)
         raw_inputs = args.get("inputs")
         if not isinstance(raw_inputs, dict):
             raise BridgeError("invalid_argument", "inputs must be a map")
@@ -231,5 +264,10 @@ OPS = frozenset(
         "info",
         "load_module",
         "history",
+        "export_program",
+        "import_program",
     }
 )
+
+# Bumped when the exported shape changes incompatibly.
+EXPORT_FORMAT = "dspex_native/1"

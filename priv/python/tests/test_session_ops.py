@@ -26,6 +26,8 @@ def test_ops_are_exactly_the_documented_ones():
         "info",
         "load_module",
         "history",
+        "export_program",
+        "import_program",
     }
 
 
@@ -383,3 +385,23 @@ def test_history_returns_the_last_n_lm_calls(open_session):
     assert "second?" in str(last_two[0]["messages"]) and "third?" in str(last_two[1]["messages"])
     assert all(set(e) == {"model", "messages", "outputs", "usage", "cost", "timestamp"} for e in last_two)
     assert ok(call(session, "history", {"n": 0})) == []
+
+
+def test_export_then_import_preserves_demos_instructions_and_answers(open_session):
+    lm = {"kind": "dummy", "answers": {"": {"reasoning": "r", "answer": "same"}}}
+    a = open_session(lm)
+    spec = {"inputs": [["question", "a question"]], "outputs": [["answer", None]], "instructions": "Be terse."}
+    ok(call(a, "create_program", {"id": "qa", "signature": spec, "module": "chain_of_thought"}))
+    exported = ok(call(a, "export_program", {"id": "qa"}))
+    # Give it demos through the exported state, as a compiled program would have.
+    demos = [{"question": "1+1?", "reasoning": "add", "answer": "2", "augmented": True}]
+    exported["state"]["predict"]["demos"] = demos
+    b = open_session(lm)
+    ok(call(b, "import_program", {"id": "copy", "exported": exported}))
+    again = ok(call(b, "export_program", {"id": "copy"}))
+    assert again["state"]["predict"]["demos"] == demos
+    assert again["state"]["predict"]["signature"]["instructions"] == "Be terse."
+    assert again["module"] == "chain_of_thought" and again["signature"] == spec
+    assert ok(call(b, "execute", {"id": "copy", "inputs": {"question": "?"}}))["answer"] == "same"
+    err(call(b, "import_program", {"id": "copy", "exported": exported}), "already_exists")
+    err(call(b, "import_program", {"id": "x", "exported": {"format": "other"}}), "invalid_argument")
