@@ -12,27 +12,69 @@ defmodule DSPex.Native.Call do
   @doc false
   # `submit.(tag, dirty?)` queues the job through the normal NIF, or its dirty-scheduler twin
   # when the normal one found the arguments too big (`:dirty`).
-  def run(submit, timeout) do
+  #
+  # `callbacks` maps keys to the Elixir functions Python may call while the job runs
+  # (ReAct tools, metrics): each call runs in a process of its own, on the caller's behalf.
+  def run(submit, timeout, callbacks \\ %{}) do
     tag = make_ref()
+    deadline = if timeout == :infinity, do: :infinity, else: {now() + timeout, timeout}
 
     case safe(fn -> with(:dirty <- submit.(tag, false), do: submit.(tag, true)) end) do
-      {:ok, job} -> await(tag, job, timeout)
-      {:ok, resource, job} -> with {:ok, _} <- await(tag, job, timeout), do: {:ok, resource}
-      {:error, error} -> {:error, Error.from_native(error)}
+      {:ok, job} ->
+        await(tag, job, deadline, callbacks)
+
+      {:ok, resource, job} ->
+        with {:ok, _} <- await(tag, job, deadline, callbacks), do: {:ok, resource}
+
+      {:error, error} ->
+        {:error, Error.from_native(error)}
     end
   end
 
-  defp await(tag, job, timeout) do
+  defp now, do: System.monotonic_time(:millisecond)
+
+  defp await(tag, job, deadline, callbacks) do
+    left = if deadline == :infinity, do: :infinity, else: max(elem(deadline, 0) - now(), 0)
+
     receive do
-      {^tag, answer} -> unwrap(answer)
+      {^tag, {:callback, id, request}} ->
+        call_back(id, request, callbacks)
+        await(tag, job, deadline, callbacks)
+
+      {^tag, answer} ->
+        unwrap(answer)
     after
-      timeout ->
+      left ->
         case NIF.job_cancel(job) do
           :sent -> receive(do: ({^tag, answer} -> unwrap(answer)))
-          _stopped -> {:error, Error.new(:timeout, "no answer within #{timeout} ms")}
+          _stopped -> {:error, Error.new(:timeout, "no answer within #{elem(deadline, 1)} ms")}
         end
     end
   end
+
+  # Runs the requested function in a process of its own (an exception or exit there is an
+  # error for Python, never a crash here) and answers through the NIF.
+  defp call_back(id, %{"key" => key, "args" => args}, callbacks) do
+    fun = Map.get(callbacks, key)
+
+    spawn(fn ->
+      answer =
+        try do
+          if is_function(fun, 1),
+            do: {:ok, fun.(args)},
+            else: {:error, "no Elixir function registered as #{inspect(key)}"}
+        rescue
+          e -> {:error, Exception.format(:error, e, __STACKTRACE__)}
+        catch
+          kind, reason -> {:error, Exception.format(kind, reason, __STACKTRACE__)}
+        end
+
+      with :dirty <- NIF.callback_reply(id, answer), do: NIF.callback_reply_dirty(id, answer)
+    end)
+  end
+
+  defp call_back(id, _request, _callbacks),
+    do: NIF.callback_reply(id, {:error, "malformed callback request"})
 
   defp unwrap({:ok, value}), do: {:ok, value}
   defp unwrap({:error, error}), do: {:error, Error.from_native(error)}

@@ -41,4 +41,8 @@ defmodule DSPex.Native.NIF do
   def job_cancel(_job), do: :erlang.nif_error(:not_loaded)
   def pool_stats, do: :erlang.nif_error(:not_loaded)
   def test_panic, do: :erlang.nif_error(:not_loaded)
+  def session_put_callback(_session, _key, _fun), do: :erlang.nif_error(:not_loaded)
+  def session_callbacks(_session), do: :erlang.nif_error(:not_loaded)
+  def callback_reply(_id, _answer), do: :erlang.nif_error(:not_loaded)
+  def callback_reply_dirty(_id, _answer), do: :erlang.nif_error(:not_loaded)
 end

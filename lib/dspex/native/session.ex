@@ -181,8 +181,19 @@ defmodule DSPex.Native.Session do
   Creates a program in the session.
 
   Options: `:signature` (required; see the module doc), `:module` (`:predict`, the default,
-  or `:chain_of_thought`), `:replace` (overwrite an existing program with this ID instead of
-  returning `:already_exists`), `:timeout`.
+  `:chain_of_thought`, `:react`, or `{:custom, "ClassName"}` for a class loaded with
+  `load_module/4`, where the signature is optional), `:replace` (overwrite an existing
+  program with this ID instead of returning `:already_exists`), `:timeout`.
+
+  `module: :react` is DSPy's ReAct agent with Elixir tools. `:tools` is a list of
+  `%{name: "weather", description: "...", args: [city: :string], fun: fn args -> ... end}`
+  (argument types as for signature fields, or `[type: t, desc: "..."]`); `fun` gets a map
+  of the arguments the LM chose (string keys) and returns any term with a Python form. When
+  DSPy calls a tool, the function runs in a process of its own on the caller's behalf while
+  the Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
+  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM.
+  `:max_iters` (default 10) passes through. Tools with the same name in two sessions are
+  two different functions.
 
   ## Examples
 
@@ -198,13 +209,25 @@ defmodule DSPex.Native.Session do
   """
   @spec create_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
   def create_program(session, id, opts) do
-    with {:ok, opts} <- options(opts, [:signature, :module, :replace, :timeout]),
+    allowed = [:signature, :module, :replace, :timeout, :tools, :max_iters, :tool_timeout]
+
+    with {:ok, opts} <- options(opts, allowed),
          {:ok, id} <- program_id(id),
          {:ok, module} <- module_kind(Keyword.get(opts, :module, :predict)),
          {:ok, signature} <- program_signature(Keyword.get(opts, :signature), module),
-         {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace) do
-      args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
-      ok(call(session, "create_program", args, opts, @default_timeout))
+         {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace),
+         {:ok, react} <- react_options(module, id, opts) do
+      args =
+        Map.merge(
+          %{"id" => id, "signature" => signature, "module" => module, "replace" => replace},
+          react.args
+        )
+
+      with :ok <- ok(call(session, "create_program", args, opts, @default_timeout)) do
+        # The tools' functions stay in the BEAM, kept with the session handle.
+        for {key, fun} <- react.funs, do: NIF.session_put_callback(session.resource, key, fun)
+        :ok
+      end
     end
   end
 
@@ -239,7 +262,14 @@ defmodule DSPex.Native.Session do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, id} <- program_id(id),
          :ok <- inputs(inputs) do
-      call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
+      call(
+        session,
+        "execute",
+        %{"id" => id, "inputs" => inputs},
+        opts,
+        @execute_timeout,
+        callbacks(session)
+      )
     end
   end
 
@@ -433,13 +463,15 @@ defmodule DSPex.Native.Session do
 
   # -- plumbing ----------------------------------------------------------------------------
 
-  defp call(%__MODULE__{resource: resource}, op, args, opts, default) do
+  defp call(session, op, args, opts, default, callbacks \\ %{})
+
+  defp call(%__MODULE__{resource: resource}, op, args, opts, default, callbacks) do
     with {:ok, timeout} <- timeout(opts, default) do
-      Call.run(&session_job(resource, op, args, &1, &2), timeout)
+      Call.run(&session_job(resource, op, args, &1, &2), timeout, callbacks)
     end
   end
 
-  defp call(other, _op, _args, _opts, _default) do
+  defp call(other, _op, _args, _opts, _default, _callbacks) do
     {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
   end
 
@@ -545,7 +577,131 @@ defmodule DSPex.Native.Session do
 
   defp inputs(other), do: {:error, invalid("inputs must be a map, got #{inspect(other)}")}
 
+  defp callbacks(%__MODULE__{resource: resource}),
+    do:
+      with(
+        %{} = funs <- Call.safe(fn -> NIF.session_callbacks(resource) end),
+        do: funs,
+        else: (_ -> %{})
+      )
+
+  defp callbacks(_), do: %{}
+
+  @no_react %{args: %{}, funs: []}
+
+  defp react_options("react", id, opts) do
+    with {:ok, tools} <- tools(Keyword.get(opts, :tools), id),
+         {:ok, max_iters} <- positive(Keyword.get(opts, :max_iters, 10), :max_iters),
+         {:ok, tool_timeout} <- positive(Keyword.get(opts, :tool_timeout, 30_000), :tool_timeout) do
+      {:ok,
+       %{
+         args: %{
+           "tools" => Enum.map(tools, & &1.spec),
+           "max_iters" => max_iters,
+           "tool_timeout" => tool_timeout / 1000
+         },
+         funs: Enum.map(tools, &{&1.spec["key"], &1.fun})
+       }}
+    end
+  end
+
+  defp react_options(_module, _id, opts) do
+    case Keyword.take(opts, [:tools, :max_iters, :tool_timeout]) do
+      [] -> {:ok, @no_react}
+      given -> {:error, invalid("#{inspect(Keyword.keys(given))} only apply to module: :react")}
+    end
+  end
+
+  defp positive(n, _key) when is_integer(n) and n > 0, do: {:ok, n}
+
+  defp positive(n, key),
+    do: {:error, invalid("#{key} must be a positive integer, got #{inspect(n)}")}
+
+  defp tools(list, id) when is_list(list) and list != [] do
+    Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
+      case tool(tool, id) do
+        {:ok, t} -> {:cont, {:ok, acc ++ [t]}}
+        {:error, _} = error -> {:halt, error}
+      end
+    end)
+  end
+
+  defp tools(_, _id),
+    do: {:error, invalid("module: :react needs tools: a non-empty list of tools")}
+
+  defp tool(tool, id) when is_list(tool), do: tool(Map.new(tool), id)
+
+  defp tool(%{name: name, fun: fun} = tool, id) when is_function(fun, 1) do
+    with :ok <- text(to_string(name), "tool name"),
+         {:ok, args} <- tool_args(Map.get(tool, :args, %{})) do
+      name = to_string(name)
+
+      {:ok,
+       %{
+         fun: fun,
+         spec: %{
+           "name" => name,
+           "description" => Map.get(tool, :description, ""),
+           "args" => args,
+           "key" => "#{id}/#{name}"
+         }
+       }}
+    end
+  end
+
+  defp tool(other, _id) do
+    {:error,
+     invalid(
+       "a tool is %{name: \"...\", description: \"...\", args: [arg: :type], fun: fn args -> ... end}" <>
+         " (fun takes one map); got #{inspect(other)}"
+     )}
+  end
+
+  # Tool arguments as JSON schema, which is what DSPy shows the LM.
+  defp tool_args(args) when is_map(args) or is_list(args) do
+    Enum.reduce_while(args, {:ok, %{}}, fn
+      {name, spec}, {:ok, acc} when is_atom(name) or is_binary(name) ->
+        {type, desc} =
+          case spec do
+            opts when is_list(opts) ->
+              {Keyword.get(opts, :type, :string), Keyword.get(opts, :desc)}
+
+            type ->
+              {type, nil}
+          end
+
+        case json_schema(type) do
+          {:ok, schema} ->
+            schema = if desc, do: Map.put(schema, "description", desc), else: schema
+            {:cont, {:ok, Map.put(acc, to_string(name), schema)}}
+
+          :error ->
+            {:halt,
+             {:error, invalid("tool argument #{name} has an unknown type #{inspect(type)}")}}
+        end
+
+      other, _ ->
+        {:halt, {:error, invalid("cannot read tool argument #{inspect(other)}")}}
+    end)
+  end
+
+  defp tool_args(other),
+    do: {:error, invalid("tool args must be a keyword list or map, got #{inspect(other)}")}
+
+  defp json_schema(:string), do: {:ok, %{"type" => "string"}}
+  defp json_schema(:integer), do: {:ok, %{"type" => "integer"}}
+  defp json_schema(:float), do: {:ok, %{"type" => "number"}}
+  defp json_schema(:boolean), do: {:ok, %{"type" => "boolean"}}
+  defp json_schema(:map), do: {:ok, %{"type" => "object"}}
+
+  defp json_schema({:list, inner}) do
+    with {:ok, items} <- json_schema(inner), do: {:ok, %{"type" => "array", "items" => items}}
+  end
+
+  defp json_schema(_), do: :error
+
   defp module_kind(:predict), do: {:ok, "predict"}
+  defp module_kind(:react), do: {:ok, "react"}
   defp module_kind(:chain_of_thought), do: {:ok, "chain_of_thought"}
 
   defp module_kind({:custom, class}) when is_binary(class) or is_atom(class),
@@ -554,7 +710,7 @@ defmodule DSPex.Native.Session do
   defp module_kind(other) do
     {:error,
      invalid(
-       "module must be :predict, :chain_of_thought or {:custom, \"ClassName\"}, got #{inspect(other)}"
+       "module must be :predict, :chain_of_thought, :react or {:custom, \"ClassName\"}, got #{inspect(other)}"
      )}
   end
 

@@ -12,4 +12,5 @@ rustler::atoms! {
     running_cancelled,
     sent,
     dirty,
+    callback,
 }

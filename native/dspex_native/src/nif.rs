@@ -212,7 +212,7 @@ fn open<'a>(
         };
         let lm = argument(lm, "lm", budget)?;
         let (cell, gate) = dspex_runtime::open_session(name, lm, reply_to(env, tag))?;
-        let session = ResourceArc::new(SessionResource { cell });
+        let session = ResourceArc::new(SessionResource::new(cell));
         if let Some(pid) = owner {
             // A monitor on an owner that is already dead: the session is closed at once.
             if session.monitor(Some(env), &pid).is_none() {
@@ -260,14 +260,96 @@ fn call<'a>(
     budget: Option<usize>,
 ) -> Term<'a> {
     let result = argument(arguments, "arguments", budget).and_then(|args| {
+        // Only jobs that run user programs may call back into the BEAM.
+        let callback = matches!(op, "execute" | "compile").then(|| call_back_to(env, tag));
         Ok(dspex_runtime::call(
             &session.cell,
             op,
             args,
             reply_to(env, tag),
+            callback,
         )?)
     });
     job(env, result)
+}
+
+/// Sends `{tag, {:callback, id, request}}` to the calling process; it runs the function
+/// and answers with `callback_reply/2`. Each send builds its message in a fresh
+/// environment, copying the tag from one kept for the job's lifetime.
+fn call_back_to(env: Env<'_>, tag: Term<'_>) -> dspex_runtime::callbacks::Callback {
+    let pid: LocalPid = env.pid();
+    let tag_env = OwnedEnv::new();
+    let saved = tag_env.save(tag);
+    let kept = std::sync::Mutex::new((tag_env, saved));
+    std::sync::Arc::new(move |id: u64, request: Value| {
+        let kept = kept.lock().unwrap_or_else(|p| p.into_inner());
+        let (tag_env, saved) = &*kept;
+        let mut message = OwnedEnv::new();
+        let _ = message.send_and_clear(&pid, |menv| {
+            let tag = tag_env.run(|own| saved.load(own).in_env(menv));
+            (tag, (atoms::callback(), id, encode(menv, &request)))
+        });
+    })
+}
+
+/// Registers an Elixir function Python may call back under `key` in this session.
+#[rustler::nif]
+fn session_put_callback<'a>(
+    session: ResourceArc<SessionResource>,
+    key: String,
+    fun: Term<'a>,
+) -> rustler::Atom {
+    let mut callbacks = session.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+    callbacks.put(key, fun);
+    atoms::ok()
+}
+
+/// The session's callback functions as a map from key to function.
+#[rustler::nif]
+fn session_callbacks<'a>(
+    env: Env<'a>,
+    session: ResourceArc<SessionResource>,
+) -> NifResult<Term<'a>> {
+    let callbacks = session.callbacks.lock().unwrap_or_else(|p| p.into_inner());
+    callbacks
+        .copy_into(env)
+        .into_iter()
+        .try_fold(rustler::types::map::map_new(env), |map, (k, f)| {
+            map.map_put(k, f)
+        })
+}
+
+fn reply_callback(id: u64, answer: Term<'_>, budget: Option<usize>) -> Term<'_> {
+    let env = answer.get_env();
+    let outcome = match rustler::types::tuple::get_tuple(answer).as_deref() {
+        Ok([tag, value]) if tag.atom_to_string().is_ok_and(|t| t == "ok") => {
+            match decode(*value, "result", budget) {
+                Ok(v) => Ok(v),
+                Err(Decode::TooBig) => return atoms::dirty().encode(env),
+                Err(Decode::Invalid(m)) => Err(format!(
+                    "the Elixir function returned a term Python cannot hold: {m}"
+                )),
+            }
+        }
+        Ok([tag, message]) if tag.atom_to_string().is_ok_and(|t| t == "error") => Err(message
+            .decode::<String>()
+            .unwrap_or_else(|_| "the Elixir function failed".into())),
+        _ => Err("malformed callback answer".into()),
+    };
+    let waiting = dspex_runtime::callbacks::resolve(id, outcome);
+    waiting.encode(env)
+}
+
+/// Answers callback `id` with `{:ok, term}` or `{:error, message}`; `false` if nobody waits
+/// any more (timed out or cancelled), `:dirty` if the term must be decoded off-scheduler.
+#[rustler::nif]
+fn callback_reply<'a>(id: u64, answer: Term<'a>) -> Term<'a> {
+    reply_callback(id, answer, Some(NORMAL_BUDGET))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn callback_reply_dirty<'a>(id: u64, answer: Term<'a>) -> Term<'a> {
+    reply_callback(id, answer, None)
 }
 
 #[rustler::nif]

@@ -4,14 +4,51 @@
 //! pool's release queue; dropping a job nobody can answer any more cancels it, and asks the
 //! runtime's Python thread to interrupt it if it is running.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use rustler::{Env, LocalPid, Monitor, Resource};
+use rustler::env::{OwnedEnv, SavedTerm};
+use rustler::{Env, LocalPid, Monitor, Resource, Term};
 
 use dspex_runtime::{Cancelled, Gate, SessionCell};
 
 pub struct SessionResource {
     pub cell: Arc<SessionCell>,
+    /// Elixir functions Python may call back (ReAct tools, metrics), by key. They live as
+    /// long as the session handle, and go with it.
+    pub callbacks: Mutex<Callbacks>,
+}
+
+impl SessionResource {
+    pub fn new(cell: Arc<SessionCell>) -> Self {
+        SessionResource {
+            cell,
+            callbacks: Mutex::new(Callbacks {
+                env: OwnedEnv::new(),
+                funs: HashMap::new(),
+            }),
+        }
+    }
+}
+
+pub struct Callbacks {
+    env: OwnedEnv,
+    funs: HashMap<String, SavedTerm>,
+}
+
+impl Callbacks {
+    pub fn put(&mut self, key: String, fun: Term<'_>) {
+        let saved = self.env.save(fun);
+        self.funs.insert(key, saved);
+    }
+
+    /// Every function, copied into `env`, as `(key, fun)` pairs.
+    pub fn copy_into<'a>(&self, env: Env<'a>) -> Vec<(String, Term<'a>)> {
+        self.funs
+            .iter()
+            .map(|(key, saved)| (key.clone(), self.env.run(|own| saved.load(own).in_env(env))))
+            .collect()
+    }
 }
 
 #[rustler::resource_impl]

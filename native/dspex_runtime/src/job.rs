@@ -31,6 +31,8 @@ pub struct Job {
     pub args: Value,
     pub gate: Arc<Gate>,
     pub deliver: Deliver,
+    /// How Python reaches the caller while the job runs (tools, metrics), if it may.
+    pub callback: Option<crate::callbacks::Callback>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 //! - [`value`] / [`pycodec`]: the data that crosses, and its Python form.
 
 pub mod bootstrap;
+pub mod callbacks;
 pub mod config;
 pub mod error;
 pub mod job;
@@ -79,7 +80,13 @@ fn running() -> Result<&'static Pool, Error> {
     pool().ok_or_else(|| Error::not_started("the dspex_native application is not started"))
 }
 
-fn submit(target: Target, op: &str, args: Value, deliver: Deliver) -> Result<Arc<Gate>, Error> {
+fn submit(
+    target: Target,
+    op: &str,
+    args: Value,
+    deliver: Deliver,
+    callback: Option<callbacks::Callback>,
+) -> Result<Arc<Gate>, Error> {
     let gate = Gate::new();
     running()?.submit(Job {
         target,
@@ -87,6 +94,7 @@ fn submit(target: Target, op: &str, args: Value, deliver: Deliver) -> Result<Arc
         args,
         gate: gate.clone(),
         deliver,
+        callback,
     })?;
     Ok(gate)
 }
@@ -99,26 +107,28 @@ pub fn open_session(
 ) -> Result<(Arc<SessionCell>, Arc<Gate>), Error> {
     let pool = running()?;
     let cell = Arc::new(SessionCell::new(pool.next_session_id(), name, pool));
-    let gate = submit(Target::Open(cell.clone()), "open", lm, deliver)?;
+    let gate = submit(Target::Open(cell.clone()), "open", lm, deliver, None)?;
     Ok((cell, gate))
 }
 
-/// Runs `op` on a session (`execute`, `create_program`, ...).
+/// Runs `op` on a session (`execute`, `create_program`, ...). With `callback`, Python
+/// code in the job (tools, metrics) can call the caller back.
 pub fn call(
     cell: &Arc<SessionCell>,
     op: &str,
     args: Value,
     deliver: Deliver,
+    callback: Option<callbacks::Callback>,
 ) -> Result<Arc<Gate>, Error> {
     if cell.is_closed() {
         return Err(Error::closed(cell.label()));
     }
-    submit(Target::Session(cell.clone()), op, args, deliver)
+    submit(Target::Session(cell.clone()), op, args, deliver, callback)
 }
 
 /// Runs a call that belongs to no session (`ping`, `stats`).
 pub fn global_call(op: &str, args: Value, deliver: Deliver) -> Result<Arc<Gate>, Error> {
-    submit(Target::Global, op, args, deliver)
+    submit(Target::Global, op, args, deliver, None)
 }
 
 /// The Python runtime's main thread: starts the interpreter, then stays alive so that
@@ -203,6 +213,11 @@ fn boot(config: &Config) -> Result<(pool::Engine, Py<PyModule>), String> {
             atom: get("Atom")?,
             cancelled: get("Cancelled")?,
         };
+        let call_elixir = callbacks::python_callable(py, engine.atom.clone_ref(py))
+            .map_err(|e| format!("creating _call_elixir failed: {e}"))?;
+        bridge
+            .setattr("_call_elixir", call_elixir)
+            .map_err(|e| format!("installing _call_elixir failed: {e}"))?;
         let options = pyo3::types::PyDict::new(py);
         let set = |k: &str, v: Bound<'_, PyAny>| options.set_item(k, v);
         set(

@@ -501,6 +501,7 @@ impl Pool {
             args,
             gate,
             deliver,
+            callback,
         } = job;
         if !gate.start() {
             tracing::debug!(op, "skipping a cancelled job");
@@ -513,8 +514,11 @@ impl Pool {
         let span = tracing::debug_span!("job", op = op.as_str(), session);
         let _entered = span.enter();
         let started = Instant::now();
+        let current = callback.map(|c| (c, gate.clone()));
         let result = catch_unwind(AssertUnwindSafe(|| {
-            self.execute(py, engine, &target, &op, &args, &gate)
+            crate::callbacks::with_current(current, || {
+                self.execute(py, engine, &target, &op, &args, &gate)
+            })
         }))
         .unwrap_or_else(|panic| {
             let what = panic

@@ -42,7 +42,7 @@ fn open(name: &str, lm: Value) -> Arc<SessionCell> {
 
 fn call(cell: &Arc<SessionCell>, op: &str, args: Value) -> Result<Value, Error> {
     let (deliver, rx) = waiter();
-    dspex_runtime::call(cell, op, args, deliver)?;
+    dspex_runtime::call(cell, op, args, deliver, None)?;
     rx.recv_timeout(WAIT).expect("no answer")
 }
 

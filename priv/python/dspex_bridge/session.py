@@ -39,6 +39,25 @@ class Program:
         self.input_names = frozenset(signature.input_fields) if signature is not None else None
 
 
+def _tool(spec, timeout):
+    """A dspy.Tool whose function runs in the BEAM: the call goes to the job's caller, the
+    worker waits without the GIL, and an Elixir error or timeout raises here, which ReAct
+    reports to the LM as a tool error."""
+    key = spec["key"]
+
+    def call_elixir(**kwargs):
+        import dspex_bridge
+
+        return dspex_bridge._call_elixir({"key": key, "args": kwargs}, float(timeout))
+
+    return dspy.Tool(
+        call_elixir,
+        name=str(spec["name"]),
+        desc=spec.get("description") or "",
+        args={str(k): v for k, v in (spec.get("args") or {}).items()},
+    )
+
+
 class Session:
     def __init__(self, sid, name, lm_spec):
         self.id = sid
@@ -89,7 +108,15 @@ class Session:
             )
         return cls
 
-    def _build_program(self, kind, spec):
+    def _build_program(self, kind, spec, options=None):
+        options = options or {}
+        if kind == "react":
+            signature = signatures.build(spec)
+            tools = [_tool(t, options.get("tool_timeout", 30.0)) for t in options.get("tools") or []]
+            if not tools:
+                raise BridgeError("invalid_argument", "a :react program needs at least one tool")
+            module = dspy.ReAct(signature, tools=tools, max_iters=int(options.get("max_iters") or 10))
+            return Program(module, kind, signature, spec)
         if isinstance(kind, (list, tuple)) and len(kind) == 2 and kind[0] == "custom":
             cls = self._custom_class(kind[1])
             signature = signatures.build(spec) if spec is not None else None
@@ -113,6 +140,10 @@ class Session:
     def export_program(self, args):
         """The program's state as plain data: module kind, signature, demos, instructions."""
         program = self._program(args["id"])
+        if program.kind == "react":
+            raise BridgeError(
+                "invalid_argument", "a :react program calls Elixir functions and cannot be exported"
+            )
         return {
             "format": EXPORT_FORMAT,
             "module": program.kind,
@@ -141,7 +172,7 @@ class Session:
         return program
 
     def create_program(self, args):
-        program = self._build_program(args.get("module", "predict"), args.get("signature"))
+        program = self._build_program(args.get("module", "predict"), args.get("signature"), args)
         self._install(args["id"], program, args.get("replace"))
         return None
 

@@ -105,10 +105,13 @@ def test_structured_signature(open_session, module):
 def test_unsupported_module_kind(open_session):
     session = open_session(dummy())
     error = err(
-        call(session, "create_program", {"id": "x", "module": "react", "signature": "q -> a"}),
+        call(session, "create_program", {"id": "x", "module": "program_of_thought", "signature": "q -> a"}),
         "invalid_argument",
     )
-    assert "'react'" in error["message"]
+    assert "'program_of_thought'" in error["message"]
+    # ReAct needs tools.
+    error = err(call(session, "create_program", {"id": "x", "module": "react", "signature": "q -> a"}), "invalid_argument")
+    assert "at least one tool" in error["message"]
     assert ok(call(session, "list_programs")) == []
 
 
@@ -405,3 +408,34 @@ def test_export_then_import_preserves_demos_instructions_and_answers(open_sessio
     assert ok(call(b, "execute", {"id": "copy", "inputs": {"question": "?"}}))["answer"] == "same"
     err(call(b, "import_program", {"id": "copy", "exported": exported}), "already_exists")
     err(call(b, "import_program", {"id": "x", "exported": {"format": "other"}}), "invalid_argument")
+
+
+def test_react_tools_call_through_call_elixir_and_errors_reach_the_lm(open_session, monkeypatch):
+    import dspex_bridge
+
+    calls = []
+
+    def fake_call_elixir(request, timeout):
+        calls.append((request, timeout))
+        if request["args"].get("city") == "Atlantis":
+            raise RuntimeError("no such city")
+        return {"temp": 21}
+
+    monkeypatch.setattr(dspex_bridge, "_call_elixir", fake_call_elixir, raising=False)
+    answers = [
+        {"next_thought": "look it up", "next_tool_name": "weather", "next_tool_args": {"city": "Atlantis"}},
+        {"next_thought": "again", "next_tool_name": "weather", "next_tool_args": {"city": "Paris"}},
+        {"next_thought": "done", "next_tool_name": "finish", "next_tool_args": {}},
+        {"reasoning": "it is 21", "answer": "21 degrees"},
+    ]
+    session = open_session(dummy(*answers))
+    tool = {"name": "weather", "description": "Weather by city", "key": "w/weather",
+            "args": {"city": {"type": "string", "description": "a city"}}}
+    ok(call(session, "create_program", {"id": "w", "signature": "question -> answer", "module": "react",
+                                         "tools": [tool], "max_iters": 5, "tool_timeout": 2.5}))
+    out = ok(call(session, "execute", {"id": "w", "inputs": {"question": "Weather in Paris?"}}))
+    assert out["answer"] == "21 degrees"
+    assert [c[0]["args"]["city"] for c in calls] == ["Atlantis", "Paris"]
+    assert calls[0][1] == 2.5
+    trajectory = str(out["trajectory"])
+    assert "no such city" in trajectory and "21" in trajectory

@@ -1,0 +1,118 @@
+//! Calls from Python back into the BEAM (ReAct tools, optimizer metrics).
+//!
+//! While a job runs, its worker thread knows how to reach the job's caller. Python calls
+//! `dspex_bridge._call_elixir(request, timeout)`: the request goes to the caller as a
+//! message, the caller runs the Elixir function in a process of its own and answers
+//! through `resolve`. Meanwhile the worker waits *without the GIL*, so other jobs run. The
+//! wait ends with the answer, the timeout, or the job's cancellation (its caller gave up
+//! or died), whichever comes first.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Sender};
+use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
+
+use crate::job::{Gate, GateState};
+use crate::pycodec::{from_py, to_py};
+use crate::value::Value;
+
+/// Sends a callback request `(id, request)` to the job's caller.
+pub type Callback = Arc<dyn Fn(u64, Value) + Send + Sync>;
+
+/// What the Elixir side answered: a value, or an error message.
+pub type Answer = Result<Value, String>;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn pending() -> &'static Mutex<HashMap<u64, Sender<Answer>>> {
+    static PENDING: OnceLock<Mutex<HashMap<u64, Sender<Answer>>>> = OnceLock::new();
+    PENDING.get_or_init(Default::default)
+}
+
+thread_local! {
+    /// The running job's way back to its caller, and its gate (to notice cancellation).
+    static CURRENT: RefCell<Option<(Callback, Arc<Gate>)>> = const { RefCell::new(None) };
+}
+
+/// Makes `callback` the current job's for the duration of `f` on this thread.
+pub(crate) fn with_current<R>(current: Option<(Callback, Arc<Gate>)>, f: impl FnOnce() -> R) -> R {
+    let previous = CURRENT.with(|c| c.replace(current));
+    let result = f();
+    CURRENT.with(|c| *c.borrow_mut() = previous);
+    result
+}
+
+/// Delivers the Elixir side's answer to the waiting worker. False if nobody waits any
+/// more (it timed out or was cancelled).
+pub fn resolve(id: u64, answer: Answer) -> bool {
+    let sender = pending()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(&id);
+    sender.is_some_and(|s| s.send(answer).is_ok())
+}
+
+/// How often a waiting worker checks whether its job was cancelled.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The Python callable `_call_elixir(request, timeout_seconds)`.
+pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound<'_, PyCFunction>> {
+    PyCFunction::new_closure(
+        py,
+        Some(c"_call_elixir"),
+        Some(c"Call the Elixir side of the running job and wait (without the GIL) for its answer."),
+        move |args: &Bound<'_, PyTuple>,
+              _kwargs: Option<&Bound<'_, PyDict>>|
+              -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            let atom = atom.bind(py);
+            let request = from_py(&args.get_item(0)?, atom)
+                .map_err(|m| PyRuntimeError::new_err(format!("request to Elixir: {m}")))?;
+            let timeout: f64 = args.get_item(1)?.extract()?;
+            let Some((callback, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
+                return Err(PyRuntimeError::new_err(
+                    "no Elixir caller to call back on this thread",
+                ));
+            };
+            let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+            let (tx, rx) = bounded(1);
+            pending()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, tx);
+            callback(id, request);
+            let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
+            let answer = py.detach(|| loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break None;
+                }
+                if let Ok(answer) = rx.recv_timeout(left.min(POLL)) {
+                    break Some(answer);
+                }
+                if gate.state() == GateState::Cancelled {
+                    break Some(Err("the call was cancelled: its caller gave up".into()));
+                }
+            });
+            pending()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            match answer {
+                Some(Ok(value)) => Ok(to_py(py, &value, atom)
+                    .map_err(PyRuntimeError::new_err)?
+                    .unbind()),
+                Some(Err(message)) => Err(PyRuntimeError::new_err(message)),
+                None => Err(PyTimeoutError::new_err(format!(
+                    "the Elixir function did not answer within {timeout} s"
+                ))),
+            }
+        },
+    )
+}
