@@ -26,7 +26,8 @@ defmodule DSPex.Native.Session do
     options passed on to `dspy.LM`;
   * `{:dummy, answers}`: DSPy's `DummyLM`, for tests and offline work. A list of output maps
     is consumed one per call; a map from a substring of the prompt to an output map answers
-    whichever prompt contains the substring.
+    whichever prompt contains the substring (substrings are tried in the map's order, which
+    for an Elixir map is sorted, so `""` — matching everything — comes first).
 
   API keys stay in Python: they never appear in `inspect/1`, `info/1`, errors or logs.
 
@@ -359,6 +360,105 @@ defmodule DSPex.Native.Session do
       call(session, "load_module", %{"name" => name, "source" => source}, opts, @default_timeout)
     end
   end
+
+  @doc """
+  Optimises program `id` against `trainset` (a list of maps holding its inputs and the
+  expected outputs) with one of DSPy's optimizers, offline-capable with DummyLM.
+
+  Options:
+
+  * `:optimizer`: `:labeled_few_shot` (the default: trainset examples become demos) or
+    `:bootstrap_few_shot` (runs the program on the trainset and keeps as demos the runs the
+    metric accepts);
+  * `:metric`: `{:exact_match, field}`, or an Elixir function
+    `(example, prediction -> boolean | number)` called back like a ReAct tool (both maps
+    with string keys); required by `:bootstrap_few_shot`;
+  * `:as`: store the compiled program under this ID instead of replacing `id`;
+  * `:k` (labeled), `:max_bootstrapped_demos`, `:max_labeled_demos`, `:max_errors`
+    (bootstrap), `:metric_timeout` (ms), `:timeout`.
+
+  Returns `{:ok, %{id: id, demos: count}}`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, %{"" => %{"answer" => "4"}}})
+      iex> :ok = DSPex.Native.Session.create_program(session, "qa", signature: "question -> answer")
+      iex> trainset = [%{question: "2+2?", answer: "4"}, %{question: "3+3?", answer: "6"}]
+      iex> DSPex.Native.Session.compile(session, "qa", trainset,
+      ...>   optimizer: :bootstrap_few_shot, metric: {:exact_match, :answer}, max_labeled_demos: 0)
+      {:ok, %{id: "qa", demos: 1}}
+  """
+  @spec compile(t(), program_id(), [map()], keyword()) ::
+          {:ok, %{id: String.t(), demos: non_neg_integer()}} | {:error, Error.t()}
+  def compile(session, id, trainset, opts \\ []) do
+    allowed = [
+      :optimizer,
+      :metric,
+      :as,
+      :k,
+      :max_bootstrapped_demos,
+      :max_labeled_demos,
+      :max_errors,
+      :metric_timeout,
+      :timeout
+    ]
+
+    with {:ok, opts} <- options(opts, allowed),
+         {:ok, id} <- program_id(id),
+         {:ok, as} <- if(opts[:as], do: program_id(opts[:as]), else: {:ok, nil}),
+         {:ok, optimizer} <- optimizer(Keyword.get(opts, :optimizer, :labeled_few_shot)),
+         {:ok, metric, funs} <- metric(Keyword.get(opts, :metric), id),
+         true <- is_list(trainset) || {:error, invalid("trainset must be a list of maps")} do
+      for {key, fun} <- funs, do: NIF.session_put_callback(session.resource, key, fun)
+
+      numbers = Keyword.take(opts, [:k, :max_bootstrapped_demos, :max_labeled_demos, :max_errors])
+
+      options =
+        Map.new(numbers, fn {k, v} -> {Atom.to_string(k), v} end)
+        |> Map.put("metric_timeout", Keyword.get(opts, :metric_timeout, 30_000) / 1000)
+
+      args = %{
+        "id" => id,
+        "trainset" => trainset,
+        "optimizer" => optimizer,
+        "metric" => metric,
+        "as" => as,
+        "options" => options
+      }
+
+      with {:ok, result} <-
+             call(session, "compile", args, opts, @execute_timeout * 10, callbacks(session)) do
+        {:ok, %{id: result["id"], demos: result["demos"]}}
+      end
+    end
+  end
+
+  defp optimizer(o) when o in [:labeled_few_shot, :bootstrap_few_shot],
+    do: {:ok, Atom.to_string(o)}
+
+  defp optimizer(o),
+    do:
+      {:error,
+       invalid("optimizer must be :labeled_few_shot or :bootstrap_few_shot, got #{inspect(o)}")}
+
+  defp metric(nil, _id), do: {:ok, nil, []}
+
+  defp metric({:exact_match, field}, _id) when is_atom(field) or is_binary(field),
+    do: {:ok, %{"kind" => "exact_match", "field" => to_string(field)}, []}
+
+  defp metric(fun, id) when is_function(fun, 2) do
+    key = "#{id}/__metric__"
+
+    {:ok, %{"kind" => "elixir", "key" => key},
+     [{key, fn %{"example" => e, "prediction" => p} -> fun.(e, p) end}]}
+  end
+
+  defp metric(other, _id),
+    do:
+      {:error,
+       invalid(
+         "metric must be {:exact_match, field} or a 2-arity function, got #{inspect(other)}"
+       )}
 
   @doc """
   The program's state as a JSON-encodable map (string keys): its module kind, its

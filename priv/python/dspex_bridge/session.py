@@ -58,6 +58,36 @@ def _tool(spec, timeout):
     )
 
 
+def _metric(spec, timeout):
+    """DSPy metric from Elixir's: None, exact match on a field, or an Elixir function."""
+    if spec is None:
+        return None
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    if kind == "exact_match":
+        field = str(spec["field"])
+
+        def exact_match(example, prediction, trace=None):
+            return str(getattr(prediction, field, None)).strip() == str(example.get(field)).strip()
+
+        return exact_match
+    if kind == "elixir":
+        key = spec["key"]
+
+        def elixir_metric(example, prediction, trace=None):
+            import dspex_bridge
+
+            answer = dspex_bridge._call_elixir(
+                {"key": key, "args": {"example": to_plain(example.toDict()), "prediction": to_plain(prediction)}},
+                timeout,
+            )
+            if isinstance(answer, bool) or isinstance(answer, (int, float)):
+                return answer
+            raise TypeError(f"the metric returned {answer!r}; it must return a boolean or a number")
+
+        return elixir_metric
+    raise BridgeError("invalid_argument", f"unknown metric {spec!r}")
+
+
 class Session:
     def __init__(self, sid, name, lm_spec):
         self.id = sid
@@ -220,6 +250,55 @@ class Session:
             self.executions += 1
         return result
 
+    def compile(self, args):
+        """Optimises a program against a trainset (a list of maps) with DSPy's optimizers;
+        the compiled program replaces the original or is stored under `as`."""
+        from dspy.teleprompt import BootstrapFewShot, LabeledFewShot
+
+        pid = args["id"]
+        program = self._program(pid)
+        if program.kind == "react" or program.input_names is None:
+            raise BridgeError("invalid_argument", f"program {pid!r} cannot be compiled (it has no fixed inputs)")
+        trainset = args.get("trainset")
+        if not isinstance(trainset, list) or not trainset or not all(isinstance(e, dict) for e in trainset):
+            raise BridgeError("invalid_argument", "trainset must be a non-empty list of maps")
+        inputs = sorted(program.input_names)
+        examples = []
+        for n, raw in enumerate(trainset):
+            fields = {field_name(k, "trainset field"): v for k, v in raw.items()}
+            if missing := [i for i in inputs if i not in fields]:
+                raise BridgeError("invalid_argument", f"trainset[{n}] lacks input(s) {', '.join(missing)}")
+            examples.append(dspy.Example(**fields).with_inputs(*inputs))
+        options = args.get("options") or {}
+        metric = _metric(args.get("metric"), float(options.get("metric_timeout", 30.0)))
+        optimizer = args.get("optimizer", "labeled_few_shot")
+        if optimizer == "labeled_few_shot":
+            teleprompter = LabeledFewShot(k=int(options.get("k", 16)))
+        elif optimizer == "bootstrap_few_shot":
+            if metric is None:
+                raise BridgeError("invalid_argument", ":bootstrap_few_shot needs a metric")
+            teleprompter = BootstrapFewShot(
+                metric=metric,
+                max_bootstrapped_demos=int(options.get("max_bootstrapped_demos", 4)),
+                max_labeled_demos=int(options.get("max_labeled_demos", 16)),
+                max_errors=int(options.get("max_errors", 5)),
+            )
+        else:
+            raise BridgeError(
+                "invalid_argument", f"optimizer {optimizer!r}: use :labeled_few_shot or :bootstrap_few_shot"
+            )
+        lm = self.lm
+        if optimizer != "labeled_few_shot" and lm.lm is None:
+            raise BridgeError("no_lm", f"{self.label()} has no LM to bootstrap with")
+        with dspy.context(lm=lm.lm, trace=[], max_history_size=HISTORY_SIZE):
+            compiled = teleprompter.compile(program.module, trainset=examples)
+        target = args.get("as") or pid
+        optimised = Program(compiled, program.kind, None, program.spec)
+        optimised.input_names = program.input_names
+        self._install(target, optimised, True)
+        demos = sum(len(getattr(p, "demos", [])) for _, p in compiled.named_predictors())
+        return {"id": target, "demos": demos}
+
     def _add_usage(self, prediction):
         get = getattr(prediction, "get_lm_usage", None)
         usage = get() if callable(get) else None
@@ -297,6 +376,7 @@ OPS = frozenset(
         "history",
         "export_program",
         "import_program",
+        "compile",
     }
 )
 

@@ -28,6 +28,7 @@ def test_ops_are_exactly_the_documented_ones():
         "history",
         "export_program",
         "import_program",
+        "compile",
     }
 
 
@@ -439,3 +440,27 @@ def test_react_tools_call_through_call_elixir_and_errors_reach_the_lm(open_sessi
     assert calls[0][1] == 2.5
     trajectory = str(out["trajectory"])
     assert "no such city" in trajectory and "21" in trajectory
+
+
+def test_labeled_few_shot_puts_the_trainset_in_the_prompt(open_session):
+    session = open_session(dummy({"answer": "x"}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    trainset = [{"question": "2+2?", "answer": "4"}, {"question": "3+3?", "answer": "6"}]
+    out = ok(call(session, "compile", {"id": "qa", "trainset": trainset, "optimizer": "labeled_few_shot", "as": "qa2"}))
+    assert out == {"id": "qa2", "demos": 2}
+    assert sorted(ok(call(session, "list_programs"))) == ["qa", "qa2"]
+    ok(call(session, "execute", {"id": "qa2", "inputs": {"question": "5+5?"}}))
+    assert "3+3?" in str(ok(call(session, "history", {"n": 1}))[0]["messages"])
+
+
+def test_bootstrap_few_shot_keeps_demos_the_metric_accepts(open_session):
+    session = open_session(dummy_by_substring({"2+2": {"answer": "4"}, "3+3": {"answer": "7"}, "": {"answer": "?"}}))
+    ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
+    trainset = [{"question": "2+2?", "answer": "4"}, {"question": "3+3?", "answer": "6"}]
+    out = ok(call(session, "compile", {"id": "qa", "trainset": trainset, "optimizer": "bootstrap_few_shot",
+                                        "metric": {"kind": "exact_match", "field": "answer"},
+                                        "options": {"max_labeled_demos": 0}}))
+    # Only 2+2 was answered right, so only it became a bootstrapped demo.
+    assert out["demos"] == 1
+    state = ok(call(session, "export_program", {"id": "qa"}))["state"]
+    assert [d["question"] for d in state["demos"]] == ["2+2?"]
