@@ -7,6 +7,7 @@ defmodule DSPex.Native.Call do
   # late answer is dropped), or the answer is already in our mailbox and is taken.
   # Either way no stray message is left behind.
 
+  require Logger
   alias DSPex.Native.{Error, NIF}
 
   @doc false
@@ -15,16 +16,16 @@ defmodule DSPex.Native.Call do
   #
   # `callbacks` maps keys to the Elixir functions Python may call while the job runs
   # (ReAct tools, metrics): each call runs in a process of its own, on the caller's behalf.
-  def run(submit, timeout, callbacks \\ %{}) do
+  def run(submit, timeout, callbacks \\ %{}, metadata \\ []) do
     tag = make_ref()
     deadline = if timeout == :infinity, do: :infinity, else: {now() + timeout, timeout}
 
     case safe(fn -> with(:dirty <- submit.(tag, false), do: submit.(tag, true)) end) do
       {:ok, job} ->
-        await(tag, job, deadline, callbacks)
+        await(tag, job, deadline, {callbacks, metadata})
 
       {:ok, resource, job} ->
-        with {:ok, _} <- await(tag, job, deadline, callbacks), do: {:ok, resource}
+        with {:ok, _} <- await(tag, job, deadline, {callbacks, metadata}), do: {:ok, resource}
 
       {:error, error} ->
         {:error, Error.from_native(error)}
@@ -33,12 +34,17 @@ defmodule DSPex.Native.Call do
 
   defp now, do: System.monotonic_time(:millisecond)
 
+  # `callbacks` here is `{functions_by_key, logger_metadata}`.
   defp await(tag, job, deadline, callbacks) do
     left = if deadline == :infinity, do: :infinity, else: max(elem(deadline, 0) - now(), 0)
 
     receive do
+      {^tag, {:callback, 0, notification}} ->
+        notify(notification, elem(callbacks, 1))
+        await(tag, job, deadline, callbacks)
+
       {^tag, {:callback, id, request}} ->
-        call_back(id, request, callbacks)
+        call_back(id, request, elem(callbacks, 0))
         await(tag, job, deadline, callbacks)
 
       {^tag, answer} ->
@@ -51,6 +57,28 @@ defmodule DSPex.Native.Call do
         end
     end
   end
+
+  # Python's output during the call: printed text to this process's group leader (iex shows
+  # it, capture_io catches it), log records to Logger with the session in the metadata.
+  defp notify(%{"kind" => "output", "stream" => "stderr", "text" => text}, _meta),
+    do: IO.write(:standard_error, text)
+
+  defp notify(%{"kind" => "output", "text" => text}, _meta), do: IO.write(text)
+
+  defp notify(
+         %{"kind" => "log", "level" => level, "logger" => logger, "message" => message},
+         meta
+       ) do
+    Logger.log(logger_level(level), message, [python_logger: logger] ++ meta)
+  end
+
+  defp notify(_other, _meta), do: :ok
+
+  defp logger_level(level) when level in ["CRITICAL", "FATAL"], do: :critical
+  defp logger_level("ERROR"), do: :error
+  defp logger_level(level) when level in ["WARNING", "WARN"], do: :warning
+  defp logger_level("INFO"), do: :info
+  defp logger_level(_), do: :debug
 
   # Runs the requested function in a process of its own (an exception or exit there is an
   # error for Python, never a crash here) and answers through the NIF.

@@ -565,9 +565,9 @@ defmodule DSPex.Native.Session do
 
   defp call(session, op, args, opts, default, callbacks \\ %{})
 
-  defp call(%__MODULE__{resource: resource}, op, args, opts, default, callbacks) do
+  defp call(%__MODULE__{resource: resource, id: id}, op, args, opts, default, callbacks) do
     with {:ok, timeout} <- timeout(opts, default) do
-      Call.run(&session_job(resource, op, args, &1, &2), timeout, callbacks)
+      Call.run(&session_job(resource, op, args, &1, &2), timeout, callbacks, session: id)
     end
   end
 

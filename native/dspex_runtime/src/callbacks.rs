@@ -58,6 +58,27 @@ pub fn resolve(id: u64, answer: Answer) -> bool {
     sender.is_some_and(|s| s.send(answer).is_ok())
 }
 
+/// The Python callable `_notify_elixir(payload)`: sends `payload` to the running job's
+/// caller without waiting (printed output, log records). False when no caller is listening
+/// (no job on this thread, or a job that cannot call back), so Python writes it itself.
+pub(crate) fn python_notifier(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound<'_, PyCFunction>> {
+    PyCFunction::new_closure(
+        py,
+        Some(c"_notify_elixir"),
+        Some(c"Send a payload to the running job's caller without waiting."),
+        move |args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
+            let Some((callback, _)) = CURRENT.with(|c| c.borrow().clone()) else {
+                return Ok(false);
+            };
+            let payload = from_py(&args.get_item(0)?, atom.bind(args.py()))
+                .map_err(|m| PyRuntimeError::new_err(format!("payload for Elixir: {m}")))?;
+            // Id 0: a notification, nobody waits for an answer.
+            callback(0, payload);
+            Ok(true)
+        },
+    )
+}
+
 /// How often a waiting worker checks whether its job was cancelled.
 const POLL: Duration = Duration::from_millis(20);
 

@@ -218,6 +218,11 @@ fn boot(config: &Config) -> Result<(pool::Engine, Py<PyModule>), String> {
         bridge
             .setattr("_call_elixir", call_elixir)
             .map_err(|e| format!("installing _call_elixir failed: {e}"))?;
+        let notify = callbacks::python_notifier(py, engine.atom.clone_ref(py))
+            .map_err(|e| format!("creating _notify_elixir failed: {e}"))?;
+        bridge
+            .setattr("_notify_elixir", notify)
+            .map_err(|e| format!("installing _notify_elixir failed: {e}"))?;
         let options = pyo3::types::PyDict::new(py);
         let set = |k: &str, v: Bound<'_, PyAny>| options.set_item(k, v);
         set(

@@ -39,6 +39,9 @@ def setup(options):
     """Called once by the runtime after import, with the runtime's settings."""
     global _TEST_HOOKS
     _TEST_HOOKS = bool(options.get("test_hooks"))
+    from . import output
+
+    output.install()
     session.HISTORY_SIZE = int(options.get("history_size", session.HISTORY_SIZE))
 
 from dspy.clients import base_lm as _base_lm  # noqa: E402

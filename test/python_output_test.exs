@@ -1,0 +1,77 @@
+defmodule DSPex.Native.PythonOutputTest do
+  # Python's prints and log records during a call reach the caller, so iex shows them and
+  # ExUnit's capture helpers catch them, instead of going to the raw file descriptors.
+  use ExUnit.Case, async: true
+
+  import ExUnit.CaptureIO
+  import ExUnit.CaptureLog
+  import DSPex.Native.TestHelpers
+  alias DSPex.Native.Session
+
+  @chatty """
+  import logging, sys
+  import dspy
+
+  class Chatty(dspy.Module):
+      def __init__(self):
+          super().__init__()
+          self.predict = dspy.Predict("text -> reply")
+
+      def forward(self, text):
+          print("printing", text)
+          sys.stderr.write("to stderr " + text + "\\n")
+          logging.getLogger("chatty").warning("warned about %s", text)
+          return self.predict(text=text)
+  """
+
+  setup do
+    s = Session.open!(name: "chatty", lm: dummy(%{"reply" => "ok"}))
+    {:ok, ["Chatty"]} = Session.load_module(s, "chatty", @chatty)
+    :ok = Session.create_program(s, "c", module: {:custom, "Chatty"})
+    %{session: s}
+  end
+
+  test "print and stdout writes go to the caller's group leader", %{session: s} do
+    out =
+      capture_io(fn ->
+        assert {:ok, %{"reply" => "ok"}} = Session.execute(s, "c", %{text: "hello"})
+      end)
+
+    assert out =~ "printing hello"
+  end
+
+  test "stderr writes go to the caller's standard error", %{session: s} do
+    err = capture_io(:stderr, fn -> {:ok, _} = Session.execute(s, "c", %{text: "there"}) end)
+    assert err =~ "to stderr there"
+  end
+
+  test "logging records reach Logger with the session in the metadata", %{session: s} do
+    log =
+      capture_log([metadata: [:session, :python_logger]], fn ->
+        {:ok, _} = Session.execute(s, "c", %{text: "you"})
+      end)
+
+    assert log =~ "warned about you"
+    assert log =~ "session=#{s.id}"
+    assert log =~ "python_logger=chatty"
+  end
+
+  test "two sessions' output goes to their own callers" do
+    parent = self()
+
+    for who <- ~w(a b) do
+      spawn(fn ->
+        s = Session.open!(lm: dummy(%{"reply" => "ok"}))
+        {:ok, _} = Session.load_module(s, "chatty", @chatty)
+        :ok = Session.create_program(s, "c", module: {:custom, "Chatty"})
+        out = capture_io(fn -> Session.execute(s, "c", %{text: who}) end)
+        send(parent, {who, out})
+      end)
+    end
+
+    assert_receive {"a", out_a}, 10_000
+    assert_receive {"b", out_b}, 10_000
+    assert out_a =~ "printing a" and not (out_a =~ "printing b")
+    assert out_b =~ "printing b" and not (out_b =~ "printing a")
+  end
+end
