@@ -167,26 +167,3 @@ fn big_maps_round_trip() {
     let map = Value::Map((0..5000).map(|i| (Value::Int(i), Value::Int(i))).collect());
     assert_eq!(global("ping", map.clone()).unwrap(), map);
 }
-
-#[test]
-#[ignore]
-fn predict_latency_through_the_pool() {
-    let cell = open("lat", dummy("x"));
-    create(&cell, "p").unwrap();
-    let args = Value::map([
-        ("id", Value::str("p")),
-        ("inputs", Value::map([("question", Value::str("q"))])),
-    ]);
-    for _ in 0..200 {
-        call(&cell, "execute", args.clone()).unwrap();
-    }
-    let mut ts: Vec<u128> = (0..2000)
-        .map(|_| {
-            let t0 = Instant::now();
-            call(&cell, "execute", args.clone()).unwrap();
-            t0.elapsed().as_micros()
-        })
-        .collect();
-    ts.sort();
-    eprintln!("pool execute p50 {} us", ts[ts.len() / 2]);
-}
