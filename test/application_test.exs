@@ -12,6 +12,13 @@ defmodule DSPex.Native.ApplicationTest do
   import DSPex.Native.TestHelpers
   alias DSPex.Native.Session
 
+  # Starts the application with these settings and waits for Python.
+  start = fn settings ->
+    for {key, value} <- settings, do: Application.put_env(:dspex_native, key, value)
+    {:ok, _} = Application.ensure_all_started(:dspex_native)
+    :ok = DSPex.Native.await_ready()
+  end
+
   # True once every worker is busy and nothing waits (read without Python).
   busy? = fn ->
     eventually(fn ->
@@ -33,11 +40,7 @@ defmodule DSPex.Native.ApplicationTest do
       run_beam(
         @prelude <>
           ~S"""
-          Application.put_env(:dspex_native, :workers, 1)
-          Application.put_env(:dspex_native, :max_workers, 1)
-          Application.put_env(:dspex_native, :queue_size, 3)
-          {:ok, _} = Application.ensure_all_started(:dspex_native)
-          :ok = DSPex.Native.await_ready()
+          start.(workers: 1, max_workers: 1, queue_size: 3)
           s = Session.open!(name: "dropped while full")
           :ok = Session.create_program(s, "p", signature: "q -> a")
           IO.puts("BEFORE #{DSPex.Native.stats().sessions}")
@@ -68,10 +71,7 @@ defmodule DSPex.Native.ApplicationTest do
       run_beam(
         @prelude <>
           ~S"""
-          Application.put_env(:dspex_native, :workers, 1)
-          Application.put_env(:dspex_native, :max_workers, 1)
-          {:ok, _} = Application.ensure_all_started(:dspex_native)
-          :ok = DSPex.Native.await_ready()
+          start.(workers: 1, max_workers: 1)
           # Long enough to outlast the steps below even on a loaded machine.
           busy = Task.async(fn -> test_eval(spin_source("busy", 4), 20_000) end)
           true = busy?.()
@@ -105,8 +105,7 @@ defmodule DSPex.Native.ApplicationTest do
       run_beam(
         @prelude <>
           ~S"""
-          {:ok, _} = Application.ensure_all_started(:dspex_native)
-          :ok = DSPex.Native.await_ready()
+          start.([])
           busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
           true = eventually(fn -> spin_events("busy") == ["started"] end, 10_000)
           :ok = Application.stop(:dspex_native)
@@ -129,8 +128,7 @@ defmodule DSPex.Native.ApplicationTest do
       run_beam(
         @prelude <>
           ~S"""
-          {:ok, _} = Application.ensure_all_started(:dspex_native)
-          :ok = DSPex.Native.await_ready()
+          start.([])
           for n <- 1..4, do: spawn(fn -> test_eval(spin_source("halt#{n}", 60), :infinity) end)
           Process.sleep(300)
           IO.puts("HALTING")
