@@ -136,6 +136,55 @@ defmodule DSPex.Native do
   @spec ping(term(), timeout()) :: {:ok, term()} | {:error, Error.t()}
   def ping(term, timeout \\ 5_000), do: Call.run(&global_job("ping", term, &1, &2), timeout)
 
+  @doc """
+  `stats/1` of every connected node that runs `:dspex_native` (this one included), as
+  `{node, stats}` pairs.
+
+  ## Examples
+
+      iex> [{node, stats} | _] = DSPex.Native.cluster_stats()
+      iex> node == node() and stats.workers > 0
+      true
+  """
+  @spec cluster_stats() :: [{node(), stats()}]
+  def cluster_stats do
+    for node <- [node() | Node.list()],
+        stats = node_call(node, :stats, [[]]),
+        is_map(stats),
+        do: {node, stats}
+  end
+
+  @doc false
+  # How busy this node is, read without Python: queued jobs per worker, then sessions.
+  def load do
+    case Call.safe(&NIF.pool_stats/0) do
+      %{"queued" => q, "workers_alive" => w, "sessions" => s} -> {q / max(w, 1), s}
+      _ -> nil
+    end
+  end
+
+  @doc false
+  def least_loaded(nodes) do
+    loads =
+      for node <- Enum.uniq(nodes),
+          load = node_call(node, :load, []),
+          load != nil,
+          do: {load, node}
+
+    case Enum.min(loads, fn -> nil end) do
+      {_, node} -> {:ok, node}
+      nil -> {:error, Error.new(:nodedown, "no node among #{inspect(nodes)} runs :dspex_native")}
+    end
+  end
+
+  defp node_call(node, fun, args) when node == node(), do: apply(__MODULE__, fun, args)
+
+  defp node_call(node, fun, args) do
+    :erpc.call(node, __MODULE__, fun, args, 5_000)
+  catch
+    _, _ -> nil
+  end
+
   @doc false
   def global_job(op, args, tag, false), do: NIF.global_call(op, args, tag)
   def global_job(op, args, tag, true), do: NIF.global_call_dirty(op, args, tag)

@@ -35,7 +35,7 @@ defmodule DSPex.Native.Application do
       {:error, {_, message, _, _}} -> Logger.error("dspex_native: #{message}")
     end
 
-    children = [{Task, &report_startup/0}]
+    children = [DSPex.Native.Remote, {Task, &report_startup/0}]
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Native.Supervisor)
   end
 

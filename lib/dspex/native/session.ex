@@ -63,13 +63,21 @@ defmodule DSPex.Native.Session do
   the new LM, `:closed`).
   """
 
-  alias DSPex.Native.{Call, Error, NIF}
+  alias DSPex.Native.{Call, Error, NIF, Remote}
 
   @enforce_keys [:resource, :id, :name]
-  defstruct [:resource, :id, :name]
+  defstruct [:resource, :id, :name, node: nil]
 
   @typedoc "A session handle."
-  @type t :: %__MODULE__{resource: reference(), id: pos_integer(), name: String.t() | nil}
+  @type t :: %__MODULE__{
+          resource: reference(),
+          id: pos_integer(),
+          name: String.t() | nil,
+          node: node() | nil
+        }
+
+  # A session on another node: every call goes there (see DSPex.Native.Remote).
+  defguardp remote?(session) when is_struct(session, __MODULE__) and session.node != nil
 
   @typedoc "See the module doc."
   @type lm_spec ::
@@ -95,6 +103,12 @@ defmodule DSPex.Native.Session do
   been copied to; without it, garbage collection alone decides), `:timeout`. `open/0` opens
   an unnamed session with no LM.
 
+  Where the session lives: `node: node` opens it on another node of the cluster that runs
+  `:dspex_native` (see `DSPex.Native.Remote`); `placement: :least_loaded` picks the
+  connected node with the fewest queued jobs per worker (then the fewest sessions), and
+  `placement: {:nodes, [node]}` picks among those; `:local` (the default) is this node. A
+  remote session works with every function here, from any node, with the same results.
+
   ## Examples
 
       iex> {:ok, session} = DSPex.Native.Session.open(name: "user_a", lm: {:dummy, [%{"answer" => "4"}]})
@@ -103,8 +117,53 @@ defmodule DSPex.Native.Session do
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(opts \\ []) do
-    with {:ok, opts} <- options(opts, [:name, :lm, :owner, :timeout]),
-         {:ok, name} <- name(Keyword.get(opts, :name)),
+    with {:ok, opts} <- options(opts, [:name, :lm, :owner, :timeout, :node, :placement]),
+         {:ok, node} <- placement(opts) do
+      opts = Keyword.drop(opts, [:node, :placement])
+
+      if node == node() do
+        open_here(opts)
+      else
+        with {:ok, _} <- lm_spec(Keyword.get(opts, :lm)),
+             {:ok, timeout} <- timeout(opts, @default_timeout),
+             :ok <-
+               if(is_pid(opts[:owner]) or opts[:owner] == nil,
+                 do: :ok,
+                 else: {:error, invalid("owner must be a pid")}
+               ) do
+          Remote.open(node, opts, timeout)
+        end
+      end
+    end
+  end
+
+  defp placement(opts) do
+    case {Keyword.get(opts, :node), Keyword.get(opts, :placement, :local)} do
+      {node, _} when is_atom(node) and node != nil ->
+        {:ok, node}
+
+      {nil, :local} ->
+        {:ok, node()}
+
+      {nil, :least_loaded} ->
+        DSPex.Native.least_loaded([node() | Node.list()])
+
+      {nil, {:nodes, [_ | _] = nodes}} ->
+        DSPex.Native.least_loaded(nodes)
+
+      {nil, other} ->
+        {:error,
+         invalid(
+           "placement must be :local, :least_loaded or {:nodes, [node]}, got #{inspect(other)}"
+         )}
+
+      {other, _} ->
+        {:error, invalid("node must be a node name, got #{inspect(other)}")}
+    end
+  end
+
+  defp open_here(opts) do
+    with {:ok, name} <- name(Keyword.get(opts, :name)),
          {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)),
          {:ok, owner} <- owner(Keyword.get(opts, :owner)),
          {:ok, timeout} <- timeout(opts, @default_timeout),
@@ -138,6 +197,12 @@ defmodule DSPex.Native.Session do
       iex> {:error, %DSPex.Native.Error{reason: :closed}} = DSPex.Native.Session.list_programs(session)
   """
   @spec close(t()) :: :ok
+  def close(session) when remote?(session) do
+    # Idempotent: a session whose node is gone is closed already.
+    Remote.call(session, :close, [], @default_timeout)
+    :ok
+  end
+
   def close(%__MODULE__{resource: resource}), do: NIF.session_close(resource)
 
   @doc """
@@ -153,7 +218,10 @@ defmodule DSPex.Native.Session do
       {:ok, []}
   """
   @spec reset(t(), keyword()) :: :ok | {:error, Error.t()}
-  def reset(session, opts \\ []) do
+  def reset(session, opts \\ [])
+  def reset(session, opts) when remote?(session), do: remote(session, :reset, [opts], opts)
+
+  def reset(session, opts) do
     with {:ok, opts} <- options(opts, [:timeout]) do
       ok(call(session, "reset", %{}, opts, @default_timeout))
     end
@@ -171,6 +239,9 @@ defmodule DSPex.Native.Session do
       :ok
   """
   @spec configure(t(), keyword()) :: :ok | {:error, Error.t()}
+  def configure(session, opts) when remote?(session),
+    do: remote(session, :configure, [opts], opts)
+
   def configure(session, opts) do
     with {:ok, opts} <- options(opts, [:lm, :timeout]),
          {:ok, settings} <- settings(opts) do
@@ -209,6 +280,9 @@ defmodule DSPex.Native.Session do
       :ok
   """
   @spec create_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
+  def create_program(session, id, opts) when remote?(session),
+    do: remote(session, :create_program, [id, opts], opts)
+
   def create_program(session, id, opts) do
     allowed = [:signature, :module, :replace, :timeout, :tools, :max_iters, :tool_timeout]
 
@@ -259,7 +333,12 @@ defmodule DSPex.Native.Session do
       ...>   DSPex.Native.Session.execute(session, "nope", %{question: "?"})
   """
   @spec execute(t(), program_id(), map(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def execute(session, id, inputs, opts \\ []) do
+  def execute(session, id, inputs, opts \\ [])
+
+  def execute(session, id, inputs, opts) when remote?(session),
+    do: remote(session, :execute, [id, inputs, opts], opts, @execute_timeout)
+
+  def execute(session, id, inputs, opts) do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, id} <- program_id(id),
          :ok <- inputs(inputs) do
@@ -299,7 +378,12 @@ defmodule DSPex.Native.Session do
       {:ok, ["a", "b"]}
   """
   @spec list_programs(t(), keyword()) :: {:ok, [String.t()]} | {:error, Error.t()}
-  def list_programs(session, opts \\ []) do
+  def list_programs(session, opts \\ [])
+
+  def list_programs(session, opts) when remote?(session),
+    do: remote(session, :list_programs, [opts], opts)
+
+  def list_programs(session, opts) do
     with {:ok, opts} <- options(opts, [:timeout]) do
       call(session, "list_programs", %{}, opts, @default_timeout)
     end
@@ -317,7 +401,12 @@ defmodule DSPex.Native.Session do
       iex> {:error, %DSPex.Native.Error{reason: :not_found}} = DSPex.Native.Session.delete_program(session, "p")
   """
   @spec delete_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
-  def delete_program(session, id, opts \\ []) do
+  def delete_program(session, id, opts \\ [])
+
+  def delete_program(session, id, opts) when remote?(session),
+    do: remote(session, :delete_program, [id, opts], opts)
+
+  def delete_program(session, id, opts) do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, id} <- program_id(id) do
       ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
@@ -353,7 +442,12 @@ defmodule DSPex.Native.Session do
   """
   @spec load_module(t(), String.t(), String.t(), keyword()) ::
           {:ok, [String.t()]} | {:error, Error.t()}
-  def load_module(session, name, source, opts \\ []) do
+  def load_module(session, name, source, opts \\ [])
+
+  def load_module(session, name, source, opts) when remote?(session),
+    do: remote(session, :load_module, [name, source, opts], opts)
+
+  def load_module(session, name, source, opts) do
     with {:ok, opts} <- options(opts, [:timeout]),
          :ok <- text(name, "module name"),
          :ok <- text(source, "module source") do
@@ -390,7 +484,12 @@ defmodule DSPex.Native.Session do
   """
   @spec compile(t(), program_id(), [map()], keyword()) ::
           {:ok, %{id: String.t(), demos: non_neg_integer()}} | {:error, Error.t()}
-  def compile(session, id, trainset, opts \\ []) do
+  def compile(session, id, trainset, opts \\ [])
+
+  def compile(session, id, trainset, opts) when remote?(session),
+    do: remote(session, :compile, [id, trainset, opts], opts, @execute_timeout * 10)
+
+  def compile(session, id, trainset, opts) do
     allowed = [
       :optimizer,
       :metric,
@@ -475,7 +574,12 @@ defmodule DSPex.Native.Session do
       {"predict", "Be terse."}
   """
   @spec export_program(t(), program_id(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def export_program(session, id, opts \\ []) do
+  def export_program(session, id, opts \\ [])
+
+  def export_program(session, id, opts) when remote?(session),
+    do: remote(session, :export_program, [id, opts], opts)
+
+  def export_program(session, id, opts) do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, id} <- program_id(id) do
       call(session, "export_program", %{"id" => id}, opts, @default_timeout)
@@ -498,7 +602,12 @@ defmodule DSPex.Native.Session do
       {:ok, %{"answer" => "copied"}}
   """
   @spec import_program(t(), program_id(), map(), keyword()) :: :ok | {:error, Error.t()}
-  def import_program(session, id, exported, opts \\ []) do
+  def import_program(session, id, exported, opts \\ [])
+
+  def import_program(session, id, exported, opts) when remote?(session),
+    do: remote(session, :import_program, [id, exported, opts], opts)
+
+  def import_program(session, id, exported, opts) do
     with {:ok, opts} <- options(opts, [:replace, :timeout]),
          {:ok, id} <- program_id(id),
          {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace) do
@@ -530,6 +639,9 @@ defmodule DSPex.Native.Session do
   @spec history(t(), non_neg_integer(), keyword()) :: {:ok, [map()]} | {:error, Error.t()}
   def history(session, n \\ 10, opts \\ [])
 
+  def history(session, n, opts) when remote?(session),
+    do: remote(session, :history, [n, opts], opts)
+
   def history(session, n, opts) when is_integer(n) and n >= 0 do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
@@ -553,7 +665,10 @@ defmodule DSPex.Native.Session do
       {"stats", 0, 0, "dummy"}
   """
   @spec info(t(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def info(session, opts \\ []) do
+  def info(session, opts \\ [])
+  def info(session, opts) when remote?(session), do: remote(session, :info, [opts], opts)
+
+  def info(session, opts) do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
       # The keys come from the bridge's fixed set, never from user data.
@@ -562,6 +677,17 @@ defmodule DSPex.Native.Session do
   end
 
   # -- plumbing ----------------------------------------------------------------------------
+
+  defp remote(session, fun, args, opts, default \\ @default_timeout) do
+    timeout = if is_list(opts), do: Keyword.get(opts, :timeout, default), else: default
+
+    Remote.call(
+      session,
+      fun,
+      args,
+      if(is_integer(timeout) or timeout == :infinity, do: timeout, else: default)
+    )
+  end
 
   defp call(session, op, args, opts, default, callbacks \\ %{})
 
@@ -965,10 +1091,10 @@ defmodule DSPex.Native.Session do
 
   defimpl Inspect do
     # Reads only the struct: inspecting never calls into Python or the NIF.
-    def inspect(%{id: id, name: nil}, _opts), do: "#DSPex.Native.Session<#{id}>"
-    def inspect(%{id: id, name: ""}, _opts), do: "#DSPex.Native.Session<#{id}>"
-
-    def inspect(%{id: id, name: name}, _opts),
-      do: "#DSPex.Native.Session<#{id} #{Kernel.inspect(name)}>"
+    def inspect(%{id: id, name: name, node: node}, _opts) do
+      name = if name in [nil, ""], do: "", else: " " <> Kernel.inspect(name)
+      where = if node, do: " on #{node}", else: ""
+      "#DSPex.Native.Session<#{id}#{name}#{where}>"
+    end
   end
 end

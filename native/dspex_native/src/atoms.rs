@@ -13,4 +13,5 @@ rustler::atoms! {
     sent,
     dirty,
     callback,
+    dspex_remote_dropped,
 }

@@ -2,12 +2,14 @@
 //!
 //! - [`nif`]: the functions `DSPex.Native.NIF` exposes (thin: decode, queue, return);
 //! - [`resource`]: the session and job resources the BEAM garbage-collects;
-//! - [`term_codec`]: Erlang terms to bridge values and back.
+//! - [`term_codec`]: Erlang terms to bridge values and back;
+//! - [`relay`]: tells other nodes when a handle to their session is collected.
 //!
 //! Everything that touches Python lives in the `dspex_runtime` crate.
 
 mod atoms;
 mod nif;
+mod relay;
 mod resource;
 mod term_codec;
 

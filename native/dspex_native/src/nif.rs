@@ -15,7 +15,7 @@ use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 use dspex_runtime::{Cancelled, Config, Deliver, Error, Gate, Status, Value};
 
 use crate::atoms;
-use crate::resource::{JobResource, SessionResource};
+use crate::resource::{JobResource, RemoteHandle, SessionResource};
 use crate::term_codec::{decode, encode, Decode, NORMAL_BUDGET};
 
 /// Why a call was not queued.
@@ -446,4 +446,23 @@ fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {
 #[rustler::nif]
 fn test_panic() -> rustler::Atom {
     panic!("test_panic: a deliberate panic in a NIF")
+}
+
+/// A handle to session `id` living on `node`; collecting it tells that node.
+#[rustler::nif]
+fn remote_handle(node: String, id: u64) -> ResourceArc<RemoteHandle> {
+    ResourceArc::new(RemoteHandle { node, id })
+}
+
+/// `{node, id}` of a remote handle.
+#[rustler::nif]
+fn remote_handle_info(handle: ResourceArc<RemoteHandle>) -> (String, u64) {
+    (handle.node.clone(), handle.id)
+}
+
+/// Makes the calling process the one told about collected remote handles.
+#[rustler::nif]
+fn remote_relay(env: Env<'_>) -> rustler::Atom {
+    crate::relay::set_target(env.pid());
+    atoms::ok()
 }

@@ -88,3 +88,20 @@ impl Drop for JobResource {
         self.cancel();
     }
 }
+
+/// The caller's side of a session that lives on another node. When the BEAM collects the
+/// last handle, the destructor queues a note for the relay thread, which tells the local
+/// `DSPex.Native.Remote` process, which tells the session's node. Nothing here blocks.
+pub struct RemoteHandle {
+    pub node: String,
+    pub id: u64,
+}
+
+#[rustler::resource_impl]
+impl Resource for RemoteHandle {}
+
+impl Drop for RemoteHandle {
+    fn drop(&mut self) {
+        crate::relay::dropped(std::mem::take(&mut self.node), self.id);
+    }
+}

@@ -1,0 +1,163 @@
+defmodule DSPex.Native.Remote do
+  @moduledoc """
+  Sessions that live on other nodes of a BEAM cluster.
+
+  Every node running `:dspex_native` runs this process. A session opened with
+  `DSPex.Native.Session.open(node: node)` lives on `node`, held here; the caller gets a
+  `%DSPex.Native.Session{node: node}` whose handle is a small resource on the caller's node.
+  Calls travel with `:erpc`; inputs and outputs are plain terms.
+
+  A remote session is closed (and freed in Python) when:
+
+  * the caller's last handle is garbage-collected (the handle's destructor tells this
+    process through a relay thread, which tells the session's node, without blocking);
+  * its `owner:` exits (a monitor across nodes);
+  * the connection between the two nodes is lost;
+  * it is closed explicitly.
+
+  A call to a session whose node is down or unreachable returns
+  `{:error, %DSPex.Native.Error{reason: :nodedown}}` within its timeout. Sessions that lived
+  on a lost node are gone with it.
+  """
+
+  use GenServer
+
+  alias DSPex.Native.{Error, NIF, Session}
+
+  @table :dspex_native_remote_sessions
+
+  @doc false
+  def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
+
+  # -- on the caller's node ------------------------------------------------------------------
+
+  @doc false
+  # Opens a session on `node` and returns the caller's handle to it.
+  def open(node, opts, timeout) do
+    {owner, opts} = Keyword.pop(opts, :owner)
+
+    case erpc(node, :open_here, [opts, node(), owner], timeout) do
+      {:ok, {id, session_id, name}} ->
+        handle = NIF.remote_handle(Atom.to_string(node), id)
+        {:ok, %Session{resource: handle, id: session_id, name: name, node: node}}
+
+      {:ok, {:error, _} = error} ->
+        error
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  @doc false
+  # Runs `Session.fun(session, args...)` on the session's node.
+  def call(%Session{node: node, resource: handle}, fun, args, timeout) do
+    {_node, id} = NIF.remote_handle_info(handle)
+
+    case erpc(node, :apply_here, [id, fun, args], timeout) do
+      {:ok, result} -> result
+      {:error, _} = error -> error
+    end
+  end
+
+  # The :erpc timeout leaves room for the call's own timeout to fire on the far side first.
+  defp erpc(node, fun, args, timeout) do
+    erpc_timeout = if timeout == :infinity, do: :infinity, else: timeout + 2_000
+
+    try do
+      {:ok, :erpc.call(node, __MODULE__, fun, args, erpc_timeout)}
+    catch
+      :error, {:erpc, :noconnection} ->
+        {:error, Error.new(:nodedown, "node #{node} is down or unreachable")}
+
+      :error, {:erpc, :timeout} ->
+        {:error, Error.new(:timeout, "node #{node} did not answer within #{erpc_timeout} ms")}
+
+      :exit, {{:nodedown, _}, _} ->
+        {:error, Error.new(:nodedown, "node #{node} went down during the call")}
+
+      :error, {:exception, :undef, _} ->
+        {:error, Error.new(:not_started, "node #{node} does not run :dspex_native")}
+
+      kind, reason ->
+        {:error, Error.new(:nodedown, "calling node #{node} failed: #{inspect({kind, reason})}")}
+    end
+  end
+
+  # -- on the session's node ------------------------------------------------------------------
+
+  @doc false
+  def open_here(opts, caller_node, owner) do
+    with {:ok, session} <- Session.open(opts) do
+      GenServer.call(__MODULE__, {:hold, session, caller_node, owner})
+    end
+  end
+
+  @doc false
+  def apply_here(id, fun, args) do
+    case :ets.lookup(@table, id) do
+      [{^id, session}] -> apply(Session, fun, [session | args])
+      [] -> {:error, Error.new(:closed, "the remote session is closed")}
+    end
+  end
+
+  @impl true
+  def init(nil) do
+    :ets.new(@table, [:named_table, :public, read_concurrency: true])
+    :ok = NIF.remote_relay()
+    :ok = :net_kernel.monitor_nodes(true)
+    {:ok, %{next: 1, owners: %{}, by_node: %{}}}
+  rescue
+    # Without the NIF (not loaded) remote sessions are unavailable, the rest still works.
+    _ -> {:ok, %{next: 1, owners: %{}, by_node: %{}}}
+  end
+
+  @impl true
+  def handle_call({:hold, session, caller_node, owner}, _from, state) do
+    id = state.next
+    :ets.insert(@table, {id, session})
+
+    owners =
+      if is_pid(owner),
+        do: Map.put(state.owners, Process.monitor(owner), id),
+        else: state.owners
+
+    by_node = Map.update(state.by_node, caller_node, [id], &[id | &1])
+
+    {:reply, {id, session.id, session.name},
+     %{state | next: id + 1, owners: owners, by_node: by_node}}
+  end
+
+  @impl true
+  # A handle on this node was collected: tell the session's node.
+  def handle_info({:dspex_remote_dropped, node, id}, state) do
+    send({__MODULE__, String.to_atom(node)}, {:drop, id})
+    {:noreply, state}
+  end
+
+  def handle_info({:drop, id}, state), do: {:noreply, close(id, state)}
+
+  def handle_info({:DOWN, ref, :process, _pid, _reason}, state) do
+    case Map.pop(state.owners, ref) do
+      {nil, _} -> {:noreply, state}
+      {id, owners} -> {:noreply, close(id, %{state | owners: owners})}
+    end
+  end
+
+  # The caller's node is gone: so are its handles.
+  def handle_info({:nodedown, node}, state) do
+    {ids, by_node} = Map.pop(state.by_node, node, [])
+    {:noreply, Enum.reduce(ids, %{state | by_node: by_node}, &close/2)}
+  end
+
+  def handle_info({:nodeup, _node}, state), do: {:noreply, state}
+
+  defp close(id, state) do
+    case :ets.take(@table, id) do
+      [{^id, session}] -> Session.close(session)
+      [] -> :ok
+    end
+
+    state
+  end
+end
