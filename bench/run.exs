@@ -438,6 +438,78 @@ defmodule Bench do
     ]
   end
 
+  # 7. Beyond one node: peers on this machine (started with :peer), the same 20 ms server.
+  def cluster(q) do
+    {_, 0} = System.cmd("epmd", ["-daemon"])
+    unless Node.alive?(), do: {:ok, _} = Node.start(:"dspex_bench@127.0.0.1", :longnames)
+    {:ok, p1} = DSPex.Native.Peer.start()
+    {:ok, p2} = DSPex.Native.Peer.start()
+    rounds = if q, do: 3, else: 5
+    n = if q, do: 2_000, else: 5_000
+
+    local = Session.open!()
+    remote = Session.open!(node: p1)
+    here = latency(fn -> {:ok, []} = Session.list_programs(local) end, n, rounds)
+    there = latency(fn -> {:ok, []} = Session.list_programs(remote) end, n, rounds)
+
+    {:ok, server} =
+      OpenAIServer.start(
+        delay_ms: 20,
+        record: false,
+        reply: fn _ -> OpenAIServer.dspy_reply(%{"answer" => "4"}) end
+      )
+
+    lm =
+      {"openai/gpt-4o-mini", api_base: server.url, api_key: "test", cache: false, num_retries: 0}
+
+    secs = if q, do: 3, else: 6
+    callers = 256
+
+    rows =
+      for nodes <- [[node()], [node(), p1], [node(), p1, p2]] do
+        sessions =
+          for i <- 1..callers do
+            s = Session.open!(node: Enum.at(nodes, rem(i, length(nodes))), lm: lm)
+            :ok = Session.create_program(s, "p", signature: "question -> answer")
+            s
+          end
+          |> List.to_tuple()
+
+        call = fn i ->
+          {:ok, _} =
+            Session.execute(elem(sessions, i - 1), "p", %{question: "What is 2+2?"},
+              timeout: 60_000
+            )
+        end
+
+        throughput(callers, 1, call)
+        per_s = median(for _ <- 1..if(q, do: 1, else: 3), do: throughput(callers, secs, call))
+
+        row(
+          "7. cluster (this machine)",
+          "LM-bound calls/s, 256 callers over #{length(nodes)} node(s)",
+          per_s,
+          "/s"
+        )
+      end
+
+    OpenAIServer.stop(server)
+    for p <- [p1, p2], do: DSPex.Native.Peer.stop(p)
+
+    [
+      row(
+        "7. cluster (this machine)",
+        "session call p50 on a remote node (vs local)",
+        there.p50,
+        "µs",
+        note:
+          "local #{fmt(here.p50)} µs (p99 #{fmt(here.p99)}), remote #{fmt(there.p50)} µs " <>
+            "(p99 #{fmt(there.p99)}): +#{fmt(there.p50 - here.p50)} µs for :erpc over loopback distribution"
+      )
+      | rows
+    ]
+  end
+
   # -- reporting ----------------------------------------------------------------------------
 
   def row(workload, metric, value, unit, opts \\ []) do
@@ -525,7 +597,8 @@ defmodule Bench do
           &predict(port, &1),
           &lm_bound(port, &1),
           fn q -> lifecycle(q) end,
-          fn q -> startup(q) end
+          fn q -> startup(q) end,
+          fn q -> cluster(q) end
         ],
         fn workload ->
           rows = workload.(q)
