@@ -196,7 +196,9 @@ defmodule Bench do
     ]
   end
 
-  def lm_bound(port, q) do
+  # The 20 ms OpenAI-compatible server on 127.0.0.1, and an LM spec that reaches it through
+  # dspy.LM/litellm (no cache, no retries: every call hits the server).
+  def loopback_lm do
     {:ok, server} =
       OpenAIServer.start(
         delay_ms: 20,
@@ -204,8 +206,12 @@ defmodule Bench do
         reply: fn _ -> OpenAIServer.dspy_reply(%{"answer" => "4"}) end
       )
 
-    lm =
-      {"openai/gpt-4o-mini", api_base: server.url, api_key: "test", cache: false, num_retries: 0}
+    {server,
+     {"openai/gpt-4o-mini", api_base: server.url, api_key: "test", cache: false, num_retries: 0}}
+  end
+
+  def lm_bound(port, q) do
+    {server, lm} = loopback_lm()
 
     cpu =
       plain_python(["lm_cpu", "--url", server.url, "--n", if(q, do: "100", else: "300")])[
@@ -452,15 +458,7 @@ defmodule Bench do
     here = latency(fn -> {:ok, []} = Session.list_programs(local) end, n, rounds)
     there = latency(fn -> {:ok, []} = Session.list_programs(remote) end, n, rounds)
 
-    {:ok, server} =
-      OpenAIServer.start(
-        delay_ms: 20,
-        record: false,
-        reply: fn _ -> OpenAIServer.dspy_reply(%{"answer" => "4"}) end
-      )
-
-    lm =
-      {"openai/gpt-4o-mini", api_base: server.url, api_key: "test", cache: false, num_retries: 0}
+    {server, lm} = loopback_lm()
 
     secs = if q, do: 3, else: 6
     callers = 256

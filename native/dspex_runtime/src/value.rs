@@ -61,23 +61,6 @@ impl Value {
             _ => None,
         }
     }
-
-    /// The nesting depth: 1 for a scalar.
-    pub fn depth(&self) -> usize {
-        match self {
-            Value::List(items) | Value::Tuple(items) => {
-                1 + items.iter().map(Value::depth).max().unwrap_or(0)
-            }
-            Value::Map(pairs) => {
-                1 + pairs
-                    .iter()
-                    .map(|(k, v)| k.depth().max(v.depth()))
-                    .max()
-                    .unwrap_or(0)
-            }
-            _ => 1,
-        }
-    }
 }
 
 impl From<&str> for Value {
@@ -124,13 +107,5 @@ mod tests {
         assert_eq!(m.get("b"), Some(&Value::Int(2)));
         assert_eq!(m.get("c"), None);
         assert_eq!(Value::Nil.get("a"), None);
-    }
-
-    #[test]
-    fn depth_counts_nesting_through_lists_tuples_and_maps() {
-        assert_eq!(Value::Int(1).depth(), 1);
-        let nested = Value::List(vec![Value::Tuple(vec![Value::map([("k", Value::Nil)])])]);
-        assert_eq!(nested.depth(), 4);
-        assert_eq!(Value::List(vec![]).depth(), 1);
     }
 }
