@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
-from . import errors, lms, session  # noqa: E402
+from . import cache, errors, lms, scope  # noqa: E402
 from .errors import BridgeError  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable, to_plain  # noqa: E402
@@ -42,7 +42,9 @@ def setup(options):
     from . import output
 
     output.install()
-    session.HISTORY_SIZE = int(options.get("history_size", session.HISTORY_SIZE))
+    scope.install()
+    cache.install()
+    scope.HISTORY_SIZE = int(options.get("history_size", scope.HISTORY_SIZE))
 
 from dspy.clients import base_lm as _base_lm  # noqa: E402
 
@@ -71,7 +73,8 @@ def call(session, op, args):
             raise BridgeError("invalid_argument", f"unknown operation {op!r}")
         if session.closed:
             raise BridgeError("closed", f"{session.label()} is closed")
-        return (True, getattr(session, op)(args))
+        with scope.of(session):
+            return (True, getattr(session, op)(args))
     except Unrepresentable as exc:
         return (False, errors.describe(BridgeError("python_error", str(exc)), _secrets(session, op, args)))
     except BaseException as exc:  # noqa: BLE001  (SystemExit & co. must not kill a worker)

@@ -4,11 +4,14 @@ Elixir normalises every spec to one of:
   None
   {"kind": "dummy", "answers": [ {...}, ... ] | { "substring": {...} }}
   {"kind": "lm", "model": "openai/gpt-4o-mini", "kwargs": {...}}   # kwargs go to dspy.LM
+
+except `cache`, which names where the LM's answers are cached (see `cache.py`).
 """
 
 import dspy
 from dspy.utils import DummyLM
 
+from . import cache
 from .errors import BridgeError
 
 
@@ -46,13 +49,24 @@ def build(spec):
         if not isinstance(model, str) or not model.strip():
             raise BridgeError("invalid_argument", "lm: the model must be a non-empty string like \"openai/gpt-4o-mini\"")
         kwargs = {str(k): v for k, v in (spec.get("kwargs") or {}).items()}
+        policy = cache.policy(kwargs.pop("cache", True))
         secrets = secrets_of(spec)
         try:
-            lm = dspy.LM(model, **kwargs)
+            lm = dspy.LM(model, cache=bool(policy), **kwargs)
         except Exception as exc:  # noqa: BLE001
             raise BridgeError("invalid_argument", f"dspy.LM({model!r}) refused its options: {exc}") from exc
+        setattr(lm, cache.POLICY_ATTR, policy)
         return LMConfig(lm, model, secrets)
     raise BridgeError("invalid_argument", f"unknown lm kind {kind!r}")
+
+
+def from_object(lm):
+    """The LMConfig of an LM that session code passed to `dspy.configure(lm=...)`."""
+    if lm is None:
+        return LMConfig()
+    options = getattr(lm, "kwargs", None)
+    options = options if isinstance(options, dict) else {}
+    return LMConfig(lm, str(getattr(lm, "model", type(lm).__name__)), secrets_of({"kwargs": options}))
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password")

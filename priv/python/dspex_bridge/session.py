@@ -11,15 +11,11 @@ import weakref
 
 import dspy
 
-from . import lms, signatures
+from . import exports, lms, signatures
 from .errors import BridgeError
 from .values import field_name, to_plain
 
 MODULE_KINDS = {"predict": dspy.Predict, "chain_of_thought": dspy.ChainOfThought}
-
-# LM calls each LM and program remembers (DSPy's default, 10,000 per object, grows a
-# long-lived session by megabytes); set by the runtime's `history_size`.
-HISTORY_SIZE = 100
 
 # Every DSPy module a session creates, by weak reference: stats report what is really alive.
 LIVE_PROGRAMS = weakref.WeakSet()
@@ -27,10 +23,11 @@ LIVE_SESSIONS = weakref.WeakSet()
 
 
 class Program:
-    __slots__ = ("module", "kind", "spec", "input_names", "__weakref__")
+    __slots__ = ("module", "kind", "spec", "signature", "input_names", "__weakref__")
 
     def __init__(self, module, kind, signature, spec=None):
         self.module = module
+        self.signature = signature
         # kind is "predict", "chain_of_thought" or ["custom", class name]; spec is the
         # signature as Elixir gave it: both are what export_program needs to rebuild it.
         self.kind = kind
@@ -99,6 +96,9 @@ class Session:
         self.executions = 0
         self.failures = 0
         self.usage = {}
+        # What this session's code passed to dspy.configure (see scope.py), and its LM cache.
+        self.settings = {}
+        self.cache = None
         self.closed = False
         self._lock = threading.Lock()
         LIVE_SESSIONS.add(self)
@@ -116,6 +116,13 @@ class Session:
         if "lm" in args:
             self.lm = lms.build(args["lm"])
         return None
+
+    def apply_settings(self, settings):
+        """What this session's Python passed to `dspy.configure`: its own from now on."""
+        with self._lock:
+            if "lm" in settings:
+                self.lm = lms.from_object(settings.pop("lm"))
+            self.settings = {**self.settings, **settings}
 
     def load_module(self, args):
         """Runs Python source in this session's namespace (full trust: it is Python)."""
@@ -139,7 +146,12 @@ class Session:
         return cls
 
     def _build_program(self, kind, spec, options=None):
-        options = options or {}
+        program = self._new_program(kind, spec, options or {})
+        if program.signature is not None:
+            signatures.check_reserved(program.signature, program.kind)
+        return program
+
+    def _new_program(self, kind, spec, options):
         if kind == "react":
             signature = signatures.build(spec)
             tools = [_tool(t, options.get("tool_timeout", 30.0)) for t in options.get("tools") or []]
@@ -148,8 +160,8 @@ class Session:
             module = dspy.ReAct(signature, tools=tools, max_iters=int(options.get("max_iters") or 10))
             return Program(module, kind, signature, spec)
         if isinstance(kind, (list, tuple)) and len(kind) == 2 and kind[0] == "custom":
-            cls = self._custom_class(kind[1])
             signature = signatures.build(spec) if spec is not None else None
+            cls = self._custom_class(kind[1])
             module = cls(signature) if signature is not None else cls()
             return Program(module, ["custom", str(kind[1])], signature, spec)
         if kind in MODULE_KINDS:
@@ -174,22 +186,16 @@ class Session:
             raise BridgeError(
                 "invalid_argument", "a :react program calls Elixir functions and cannot be exported"
             )
-        return {
-            "format": EXPORT_FORMAT,
-            "module": program.kind,
-            "signature": program.spec,
-            "state": to_plain(program.module.dump_state(json_mode=True), "state"),
-        }
+        return exports.export(program)
 
     def import_program(self, args):
+        # The export is untrusted: checked whole, and only its checked parts reach DSPy.
         exported = args.get("exported")
-        if not isinstance(exported, dict) or exported.get("format") != EXPORT_FORMAT:
-            raise BridgeError(
-                "invalid_argument", f"not an exported program (expected format {EXPORT_FORMAT!r})"
-            )
-        program = self._build_program(exported.get("module"), exported.get("signature"))
+        module, spec = exports.header(exported)
+        program = self._build_program(module, spec)
+        state = exports.clean_state(exported.get("state"), program.module)
         try:
-            program.module.load_state(exported.get("state") or {})
+            program.module.load_state(state)
         except Exception as exc:  # noqa: BLE001
             raise BridgeError("invalid_argument", f"the exported state does not fit this program: {exc}") from exc
         self._install(args["id"], program, args.get("replace"))
@@ -218,6 +224,12 @@ class Session:
                 inputs[field_name(key, "input")] = value
             except TypeError as exc:
                 raise BridgeError("invalid_argument", str(exc)) from None
+        reserved = signatures.reserved(program.kind).keys() & inputs.keys()
+        if reserved:
+            raise BridgeError(
+                "invalid_argument",
+                f"program {pid!r}: input(s) {', '.join(sorted(reserved))} are reserved (DSPy control arguments)",
+            )
         names = program.input_names if program.input_names is not None else inputs.keys()
         missing = sorted(names - inputs.keys())
         unknown = sorted(inputs.keys() - names)
@@ -237,9 +249,7 @@ class Session:
                 "no_lm", f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
             )
         try:
-            # A fresh trace per call: DSPy's global trace would keep every module alive.
-            with dspy.context(lm=lm.lm, trace=[], max_history_size=HISTORY_SIZE, track_usage=True):
-                prediction = program.module(**inputs)
+            prediction = program.module(**inputs)
             result = to_plain(prediction)
             self._add_usage(prediction)
         except BaseException:
@@ -290,8 +300,7 @@ class Session:
         lm = self.lm
         if optimizer != "labeled_few_shot" and lm.lm is None:
             raise BridgeError("no_lm", f"{self.label()} has no LM to bootstrap with")
-        with dspy.context(lm=lm.lm, trace=[], max_history_size=HISTORY_SIZE):
-            compiled = teleprompter.compile(program.module, trainset=examples)
+        compiled = teleprompter.compile(program.module, trainset=examples)
         target = args.get("as") or pid
         optimised = Program(compiled, program.kind, None, program.spec)
         optimised.input_names = program.input_names
@@ -360,6 +369,8 @@ class Session:
             self.closed = True
             self.programs = {}
             self.namespace = {}
+            self.settings = {}
+            self.cache = None
         self.lm = lms.LMConfig()
 
 
@@ -379,6 +390,3 @@ OPS = frozenset(
         "compile",
     }
 )
-
-# Bumped when the exported shape changes incompatibly.
-EXPORT_FORMAT = "dspex_native/1"

@@ -1,8 +1,13 @@
-"""Building DSPy signatures from what Elixir sends, checked before DSPy sees them.
+"""Signatures built from data: DSPy never sees a string it could evaluate or import.
 
-DSPy's string parser evaluates type annotations and imports any module a type names
-(`"q -> a: this"` prints the Zen of Python). Signatures often come from users, so every
-name used in a type must be on an allowlist.
+Signatures come from users and from imported exports, so they are hostile. DSPy's own
+string parser resolves a type name it does not know by importing a module of that name
+(`History` imports any `History.py` on `sys.path`), and pydantic evaluates a string inside
+a generic (`list["__import__('os')..."]`) as a forward reference. So the text is parsed with
+`ast` (which runs nothing), every name is looked up in an allowlist of real objects,
+generics are applied to those objects, and DSPy gets a dict of (annotation, field): its
+string parser is never used. String constants are accepted only as `Literal` values and as
+the language of `dspy.Code[...]`.
 """
 
 import ast
@@ -16,42 +21,175 @@ from .errors import BridgeError
 
 MAX_SIGNATURE_CHARS = 10_000
 MAX_FIELDS = 200
+MAX_TYPE_DEPTH = 8
+MAX_TYPE_ARGS = 64
+MAX_LITERAL_CHARS = 1_000
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_TYPE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
-_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+_CODE_LANGUAGE = re.compile(r"^[A-Za-z][A-Za-z0-9_+#.-]{0,31}$")
 
-ALLOWED_TYPE_NAMES = frozenset(
-    {
-        "str", "int", "float", "bool", "list", "dict", "tuple", "bytes", "None",
-        "Any", "List", "Dict", "Tuple", "Optional", "Union", "Literal",
-        "typing.Any", "typing.List", "typing.Dict", "typing.Tuple", "typing.Optional",
-        "typing.Union", "typing.Literal",
-        "dspy.Image", "dspy.History", "dspy.Tool", "dspy.ToolCalls", "dspy.Code",
-        "Image", "History", "Tool", "ToolCalls",
-    }
-)
+_DSPY_TYPES = {name: getattr(dspy, name) for name in ("Image", "History", "Tool", "ToolCalls", "Code", "Audio")}
+
+# Every name a type may use, mapped to the object it means (never resolved any other way).
+TYPE_NAMES = {
+    "str": str, "int": int, "float": float, "bool": bool, "bytes": bytes,
+    "list": list, "dict": dict, "tuple": tuple, "None": type(None),
+    **{name: getattr(typing, name) for name in ("Any", "List", "Dict", "Tuple", "Optional", "Union", "Literal")},
+    **{f"typing.{name}": getattr(typing, name) for name in ("Any", "List", "Dict", "Tuple", "Optional", "Union", "Literal")},
+    **_DSPY_TYPES,
+    **{f"dspy.{name}": value for name, value in _DSPY_TYPES.items()},
+}  # fmt: skip
+
+# How many type arguments each generic takes: (at least, at most).
+_ARITY = {list: (1, 1), typing.List: (1, 1), dict: (2, 2), typing.Dict: (2, 2), typing.Optional: (1, 1),
+          tuple: (1, MAX_TYPE_ARGS), typing.Tuple: (1, MAX_TYPE_ARGS), typing.Union: (2, MAX_TYPE_ARGS)}  # fmt: skip
+
+# Keyword arguments DSPy's modules take as control arguments rather than inputs, and field
+# names they add themselves (dspy 3.4.1). A field with such a name would let an input
+# (end-user data) redirect the LM, inject demos, or clash with the module's own fields.
+_PREDICT = "dspy.Predict takes it as a control argument, not as an input"
+RESERVED = {
+    "signature": _PREDICT,
+    "demos": _PREDICT,
+    "config": _PREDICT,
+    "lm": _PREDICT,
+    "prediction": "dspy.Predict moves it into the LM's request options",
+    "new_signature": "dspy.Predict refuses it as an argument",
+    "completed": "DSPy's ChatAdapter uses it to mark the end of an answer",
+}
+RESERVED_BY_KIND = {
+    "chain_of_thought": {"reasoning": "dspy.ChainOfThought adds it as its first output"},
+    "react": {
+        "max_iters": "dspy.ReAct takes it as a control argument",
+        "trajectory": "dspy.ReAct adds it to the signature",
+        "next_thought": "dspy.ReAct adds it to the signature",
+        "next_tool_name": "dspy.ReAct adds it to the signature",
+        "next_tool_args": "dspy.ReAct adds it to the signature",
+        "reasoning": "dspy.ReAct's final step is a ChainOfThought, which adds it",
+    },
+}
 
 
 def _invalid(message):
     return BridgeError("invalid_signature", message)
 
 
+def reserved(kind):
+    """The reserved field names of a module kind, each with the reason."""
+    return {**RESERVED, **RESERVED_BY_KIND.get(kind if isinstance(kind, str) else None, {})}
+
+
+def check_reserved(signature, kind):
+    """Refuses a signature that uses a field name its module treats as a control argument."""
+    names = reserved(kind)
+    for name in list(signature.input_fields) + list(signature.output_fields):
+        if name in names:
+            raise _invalid(f"field {name!r} is reserved: {names[name]}")
+
+
 def _check_field_name(name, where):
     if not isinstance(name, str) or not _IDENT.match(name):
-        raise _invalid(f"{where}: field name {name!r} is not an identifier")
+        raise _invalid(f"{where}: field name {name!r} is not an identifier (ASCII letters, digits and _)")
     if name.startswith("_"):
         raise _invalid(f"{where}: field name {name!r} may not start with an underscore")
 
 
-def _check_type(type_text, field):
-    stripped = _QUOTED.sub("", type_text)
-    for name in _TYPE_NAME.findall(stripped):
-        if name not in ALLOWED_TYPE_NAMES:
-            raise _invalid(
-                f"type {name!r} of field {field!r} is not allowed; "
-                f"use builtins (str, int, float, bool, list, dict), typing or DSPy types"
+# -- types -------------------------------------------------------------------------------
+
+
+class _Types:
+    """Builds an annotation from the AST of a type, refusing anything not on the allowlist."""
+
+    def __init__(self, source, field):
+        self.source = source
+        self.field = field
+
+    def fail(self, what):
+        return _invalid(f"type of field {self.field!r}: {what}")
+
+    def build(self, node, depth=0):
+        if depth > MAX_TYPE_DEPTH:
+            raise self.fail(f"nested deeper than {MAX_TYPE_DEPTH}")
+        if isinstance(node, (ast.Name, ast.Attribute)):
+            value = self.name(node)
+            if value in _ARITY or value is typing.Literal:
+                raise self.fail(f"{self.text(node)} needs type arguments in [...]")
+            return value
+        if isinstance(node, ast.Constant) and node.value is None:
+            return type(None)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            return typing.Union[self.build(node.left, depth + 1), self.build(node.right, depth + 1)]
+        if isinstance(node, ast.Subscript):
+            return self.subscript(node, depth)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            raise self.fail(f"a quoted type ({node.value[:40]!r}) is not allowed; write the type itself")
+        raise self.fail(f"{self.text(node)!r} is not a type")
+
+    def text(self, node):
+        return ast.get_source_segment(self.source, node) or type(node).__name__
+
+    def name(self, node):
+        dotted = _dotted(node)
+        # The parser folds unicode look-alikes (NFKC); only the plain ASCII spelling counts.
+        if dotted is None or dotted not in TYPE_NAMES or self.text(node) != dotted:
+            raise self.fail(
+                f"{self.text(node)[:60]!r} is not allowed; use builtins (str, int, float, bool, "
+                f"list, dict, tuple), typing (Any, List, Dict, Tuple, Optional, Union, Literal) "
+                f"or DSPy types ({', '.join(_DSPY_TYPES)})"
             )
+        return TYPE_NAMES[dotted]
+
+    def subscript(self, node, depth):
+        if not isinstance(node.value, (ast.Name, ast.Attribute)):
+            raise self.fail(f"{self.text(node)[:60]!r} is not a type")
+        base = self.name(node.value)
+        args = node.slice.elts if isinstance(node.slice, ast.Tuple) else [node.slice]
+        if len(args) > MAX_TYPE_ARGS:
+            raise self.fail(f"more than {MAX_TYPE_ARGS} type arguments")
+        if base is typing.Literal:
+            return typing.Literal[tuple(self.literal(a) for a in args)]
+        if base is dspy.Code:
+            return self.code(args)
+        if base not in _ARITY:
+            raise self.fail(f"{self.text(node.value)} takes no type arguments")
+        if base in (tuple, typing.Tuple) and len(args) == 2 and _is_ellipsis(args[1]):
+            return base[self.build(args[0], depth + 1), ...]
+        low, high = _ARITY[base]
+        if not low <= len(args) <= high:
+            raise self.fail(f"{self.text(node.value)} takes {low if low == high else f'{low} or more'} type arguments")
+        built = tuple(self.build(a, depth + 1) for a in args)
+        try:
+            return base[built if len(built) > 1 else built[0]]
+        except TypeError as exc:
+            raise self.fail(str(exc)) from None
+
+    def literal(self, node):
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            value = self.literal(node.operand)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return -value
+        elif isinstance(node, ast.Constant) and (node.value is None or isinstance(node.value, (str, int, float, bool))):
+            if isinstance(node.value, str) and len(node.value) > MAX_LITERAL_CHARS:
+                raise self.fail(f"a Literal value is longer than {MAX_LITERAL_CHARS} characters")
+            return node.value
+        raise self.fail(f"Literal values must be strings, numbers, booleans or None, not {self.text(node)[:60]!r}")
+
+    def code(self, args):
+        if len(args) != 1 or not isinstance(args[0], ast.Constant) or not isinstance(args[0].value, str):
+            raise self.fail("dspy.Code takes one language name, as in dspy.Code['python']")
+        if not _CODE_LANGUAGE.match(args[0].value):
+            raise self.fail(f"{args[0].value[:40]!r} is not a language name")
+        return _code(args[0].value)
+
+
+@functools.lru_cache(maxsize=64)
+def _code(language):
+    # dspy.Code[lang] makes a new class each time: one per language is enough.
+    return dspy.Code[language]
+
+
+def _is_ellipsis(node):
+    return isinstance(node, ast.Constant) and node.value is Ellipsis
 
 
 def _dotted(node):
@@ -64,44 +202,52 @@ def _dotted(node):
     return None
 
 
-def _annotation_names(node):
-    # Every name or dotted name an annotation uses, as DSPy's _parse_type_node resolves them.
-    if isinstance(node, (ast.Name, ast.Attribute)):
-        yield _dotted(node) or ast.unparse(node)
-        return
-    for child in ast.iter_child_nodes(node):
-        yield from _annotation_names(child)
+# -- string signatures -------------------------------------------------------------------
 
 
-def _check_side(side, where):
-    # The text checks cannot follow Python's quoting ("\"", triple quotes) or brackets inside
-    # strings, so also check the names in the very AST DSPy will evaluate.
+def _parse_side(side, where):
+    """[(name, annotation or None)] for one side of "a, b: int -> c"."""
+    if side.rstrip().endswith(","):  # Python allows it in a def; a signature does not
+        _explain(side, where)
+    source = f"def f({side}): pass"
     try:
-        args = ast.parse(f"def f({side}): pass").body[0].args
-    except (SyntaxError, ValueError) as exc:
-        raise _invalid(f"signature {where} {side.strip()!r} are not valid: {exc}") from None
+        module = ast.parse(source)
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        _explain(side, where)
+        raise _invalid(f"signature {where} {side.strip()[:200]!r} are not valid: {exc}") from None
+    function = module.body[0] if len(module.body) == 1 else None
+    if not isinstance(function, ast.FunctionDef) or function.decorator_list or len(function.body) != 1:
+        raise _invalid(f"signature {where} {side.strip()[:200]!r} are not a list of fields")
+    args = function.args
+    if args.posonlyargs or args.vararg or args.kwonlyargs or args.kwarg or args.defaults:
+        raise _invalid(f"signature {where} may only list fields as name or name: type")
+    fields = []
     for arg in args.args:
-        if arg.annotation is not None:
-            for name in _annotation_names(arg.annotation):
-                if name not in ALLOWED_TYPE_NAMES:
-                    raise _invalid(f"type {name!r} of field {arg.arg!r} is not allowed")
+        raw = ast.get_source_segment(source, arg) or ""
+        name = raw.partition(":")[0].strip()
+        _check_field_name(name, f"signature {where}")
+        if name != arg.arg:
+            raise _invalid(f"signature {where}: field name {name!r} is not an identifier (ASCII letters, digits and _)")
+        annotation = None if arg.annotation is None else _Types(source, name).build(arg.annotation)
+        fields.append((name, annotation))
+    return fields
 
 
-def _split_fields(side):
-    # Split on commas outside brackets: "a, b: dict[str, int]" has two fields.
-    fields, depth, current = [], 0, []
+def _explain(side, where):
+    # A clearer message than the parser's for the usual mistakes: a bad name, an empty type.
+    depth, parts, current = 0, [], []
     for ch in side:
-        if ch in "[(":
-            depth += 1
-        elif ch in "])":
-            depth -= 1
+        depth += (ch in "[(") - (ch in "])")
         if ch == "," and depth == 0:
-            fields.append("".join(current))
+            parts.append("".join(current))
             current = []
         else:
             current.append(ch)
-    fields.append("".join(current))
-    return [f.strip() for f in fields]
+    for part in parts + ["".join(current)]:
+        name, colon, type_text = part.partition(":")
+        _check_field_name(name.strip(), f"signature {where}")
+        if colon and not type_text.strip():
+            raise _invalid(f"field {name.strip()!r} has an empty type")
 
 
 def from_string(text):
@@ -111,34 +257,27 @@ def from_string(text):
     if len(text) > MAX_SIGNATURE_CHARS:
         raise _invalid(f"signature is {len(text)} characters long; the limit is {MAX_SIGNATURE_CHARS}")
     if text.count("->") != 1:
-        raise _invalid(f"signature {text!r} must have exactly one '->' between inputs and outputs")
-    inputs, outputs = text.split("->")
-    seen = set()
-    for where, side in (("inputs", inputs), ("outputs", outputs)):
-        parts = _split_fields(side)
-        if parts == [""]:
-            raise _invalid(f"signature {text!r} has no {where}")
-        if len(parts) > MAX_FIELDS:
-            raise _invalid(f"signature has {len(parts)} {where}; the limit is {MAX_FIELDS}")
-        for part in parts:
-            name, _, type_text = part.partition(":")
-            name = name.strip()
-            _check_field_name(name, f"signature {where}")
-            if name in seen:
+        raise _invalid(f"signature {text[:200]!r} must have exactly one '->' between inputs and outputs")
+    fields = {}
+    for where, side, make in (("inputs", text.split("->")[0], dspy.InputField), ("outputs", text.split("->")[1], dspy.OutputField)):
+        parsed = _parse_side(side, where) if side.strip() else []
+        if not parsed:
+            raise _invalid(f"signature {text[:200]!r} has no {where}")
+        if len(parsed) > MAX_FIELDS:
+            raise _invalid(f"signature has {len(parsed)} {where}; the limit is {MAX_FIELDS}")
+        for name, annotation in parsed:
+            if name in fields:
                 raise _invalid(f"field {name!r} appears twice in the signature")
-            seen.add(name)
-            if type_text.strip():
-                _check_type(type_text, name)
-            elif ":" in part:
-                raise _invalid(f"field {name!r} has an empty type")
-        _check_side(side, where)
-    try:
-        return dspy.Signature(text)
-    except Exception as exc:  # noqa: BLE001
-        raise _invalid(f"DSPy refused signature {text!r}: {exc}") from exc
+            # As DSPy's own parser does: an untyped input is str, marked as untyped.
+            field = make(IS_TYPE_UNDEFINED=True) if annotation is None and make is dspy.InputField else make()
+            fields[name] = (str if annotation is None else annotation, field)
+    return _make(fields, None, f"signature {text[:200]!r}")
 
+
+# -- structured signatures ---------------------------------------------------------------
 
 _SCALARS = {"string": str, "integer": int, "float": float, "boolean": bool, "map": dict}
+_STRUCTURE_KEYS = frozenset({"inputs", "outputs", "instructions"})
 
 
 def field_type(spec, name):
@@ -152,19 +291,22 @@ def field_type(spec, name):
         kind, arg = spec
         if kind == "list":
             return list[field_type(arg, name)]
-        if kind == "literal" and isinstance(arg, list) and arg:
-            if all(isinstance(v, (str, int, float, bool)) for v in arg):
+        if kind == "literal" and isinstance(arg, list) and 0 < len(arg) <= MAX_TYPE_ARGS:
+            if all(isinstance(v, (str, int, float, bool)) and len(str(v)) <= MAX_LITERAL_CHARS for v in arg):
                 return typing.Literal[tuple(str(v) if isinstance(v, str) else v for v in arg)]
     raise _invalid(
-        f"field {name!r} has type {spec!r}; use :string, :integer, :float, :boolean, :map, "
+        f"field {name!r} has type {str(spec)[:100]}; use :string, :integer, :float, :boolean, :map, "
         f"{{:list, type}} or {{:literal, [values]}}"
     )
 
 
 def from_structure(spec):
-    """A `dspy.Signature` from {"inputs": [[name, desc]], "outputs": [...], "instructions": str}."""
+    """A `dspy.Signature` from {"inputs": [[name, desc(, type)]], "outputs": [...], "instructions": str}."""
     if not isinstance(spec, dict):
         raise _invalid("a structured signature must be a map with :inputs and :outputs")
+    unknown = sorted(str(k) for k in spec if k not in _STRUCTURE_KEYS)
+    if unknown:
+        raise _invalid(f"unknown signature keys {', '.join(unknown)}; use inputs, outputs and instructions")
     fields = {}
     for kind, make in (("inputs", dspy.InputField), ("outputs", dspy.OutputField)):
         entries = spec.get(kind)
@@ -174,22 +316,34 @@ def from_structure(spec):
             raise _invalid(f"signature has {len(entries)} {kind}; the limit is {MAX_FIELDS}")
         for entry in entries:
             if not isinstance(entry, (list, tuple)) or len(entry) not in (2, 3):
-                raise _invalid(f"{kind}: each field must be [name, description(, type)], got {entry!r}")
+                raise _invalid(f"{kind}: each field must be [name, description(, type)], got {str(entry)[:100]}")
             name, desc = entry[0], entry[1]
-            annotation = field_type(entry[2] if len(entry) == 3 else None, name)
             _check_field_name(name, kind)
+            name = str(name)
+            annotation = field_type(entry[2] if len(entry) == 3 else None, name)
             if name in fields:
                 raise _invalid(f"field {name!r} appears twice in the signature")
             if desc is not None and not isinstance(desc, str):
                 raise _invalid(f"description of field {name!r} must be a string")
-            fields[name] = (annotation, make(desc=desc) if desc else make())
+            fields[name] = (annotation, make(desc=str(desc)) if desc else make())
     instructions = spec.get("instructions")
     if instructions is not None and not isinstance(instructions, str):
         raise _invalid("instructions must be a string")
+    return _make(fields, str(instructions) if instructions else None, "the structured signature")
+
+
+def _make(fields, instructions, what):
+    # Names every module reserves are refused before DSPy sees them (some break it).
+    for name in fields:
+        if name in RESERVED:
+            raise _invalid(f"field {name!r} is reserved: {RESERVED[name]}")
     try:
         return dspy.Signature(fields, instructions) if instructions else dspy.Signature(fields)
     except Exception as exc:  # noqa: BLE001
-        raise _invalid(f"DSPy refused the structured signature: {exc}") from exc
+        raise _invalid(f"DSPy refused {what}: {exc}") from exc
+
+
+# -- shared classes ----------------------------------------------------------------------
 
 
 def build(spec):

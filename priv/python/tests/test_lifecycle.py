@@ -149,7 +149,7 @@ def test_warm_imports_the_lm_client_stack():
 
 
 def test_history_per_session_is_bounded(open_session):
-    from dspex_bridge import session as session_module
+    from dspex_bridge import scope as session_module
 
     old = session_module.HISTORY_SIZE
     session_module.HISTORY_SIZE = 5
