@@ -22,14 +22,24 @@ defmodule DSPex.Native.Session do
   * `nil`: no LM (executing gives `:no_lm`);
   * `"openai/gpt-4o-mini"`: a model string for `dspy.LM` (provider keys come from the
     environment as usual);
-  * `{"openai/gpt-4o-mini", api_key: ..., api_base: ..., temperature: ..., cache: false}`:
-    options passed on to `dspy.LM`;
+  * `{"openai/gpt-4o-mini", api_key: ..., api_base: ..., temperature: ...}`: options
+    passed on to `dspy.LM`, except `cache:` (below);
   * `{:dummy, answers}`: DSPy's `DummyLM`, for tests and offline work. A list of output maps
     is consumed one per call; a map from a substring of the prompt to an output map answers
     whichever prompt contains the substring (substrings are tried in the map's order, which
     for an Elixir map is sorted, so `""` — matching everything — comes first).
 
   API keys stay in Python: they never appear in `inspect/1`, `info/1`, errors or logs.
+
+  `cache:` says where a real LM's answers are cached. Every cache key includes the LM's
+  endpoint (`api_base`) and a hash of its credentials, so different servers or keys never
+  share an answer. Nothing is written to disk unless you name a directory.
+
+  * `true` or `:session` (the default): in this session only, in memory (its last 100
+    answers), freed with the session;
+  * `:shared`: in one in-memory cache shared by every session that also says `:shared`;
+  * `{:disk, directory}`: on disk in `directory` (shared by the sessions that name it);
+  * `false`: not cached.
 
   ## Signatures
 
@@ -39,9 +49,18 @@ defmodule DSPex.Native.Session do
       %{inputs: [question: "what to answer"], outputs: [answer: "a short answer"],
         instructions: "Answer briefly."}
 
-  (a map or keyword; descriptions are optional: `inputs: [:question]`). Type annotations may
-  name builtins, `typing` and DSPy types only; anything else is `:invalid_signature`, since
-  DSPy would import whatever module a type names.
+  (a map or keyword; descriptions are optional: `inputs: [:question]`). Signatures are data,
+  never code: a string signature is parsed without evaluating anything, and its types may
+  only be builtins (`str`, `int`, `float`, `bool`, `list[...]`, `dict[...]`, `tuple[...]`,
+  `X | None`), `typing` (`Any`, `List`, `Dict`, `Tuple`, `Optional`, `Union`,
+  `Literal[...]`) and DSPy's types (`dspy.Image`, `dspy.History`, `dspy.Tool`,
+  `dspy.ToolCalls`, `dspy.Code["python"]`, `dspy.Audio`). Anything else, such as a quoted
+  type, is `:invalid_signature`.
+
+  Field names that DSPy's modules take as control arguments are reserved and refused with
+  `:invalid_signature`: `signature`, `demos`, `config`, `lm`, `prediction`, `new_signature`
+  and `completed` everywhere; `reasoning` in `:chain_of_thought`; `reasoning`, `max_iters`,
+  `trajectory`, `next_thought`, `next_tool_name` and `next_tool_args` in `:react`.
 
   ## Timeouts and cancellation
 
@@ -589,6 +608,12 @@ defmodule DSPex.Native.Session do
   @doc """
   Recreates a program from `export_program/3`'s map under `id` (a custom module's class
   must be loaded in this session first). Options: `:replace`, `:timeout`.
+
+  An export is treated as untrusted data: the whole map is checked against the format
+  `export_program/3` writes (known keys only, demos holding only the program's fields as
+  plain values, at most 1,000 demos and 10 million characters of demo values). LM settings
+  (`"lm"`), unknown keys and bad types are refused with `:invalid_argument` naming the key,
+  and nothing is installed.
 
   ## Examples
 

@@ -32,12 +32,15 @@ def _invalid(message):
 
 def export(program):
     """The program as plain data: module kind, signature as given, DSPy state with demos."""
-    return {
-        "format": FORMAT,
-        "module": program.kind,
-        "signature": program.spec,
-        "state": to_plain(program.module.dump_state(json_mode=True), "state"),
-    }
+    state = to_plain(program.module.dump_state(json_mode=True), "state")
+    # A demo keeps only its predictor's fields (a trainset may carry more), as import expects.
+    module = program.module
+    pairs = [(module, state)] if isinstance(module, dspy.Predict) else [(p, state.get(n)) for n, p in module.named_parameters()]
+    for predictor, own in pairs:
+        if isinstance(own, dict) and isinstance(own.get("demos"), list):
+            keep = set(predictor.signature.fields) | {"augmented"}
+            own["demos"] = [{k: v for k, v in d.items() if k in keep} if isinstance(d, dict) else d for d in own["demos"]]
+    return {"format": FORMAT, "module": program.kind, "signature": program.spec, "state": state}
 
 
 def header(exported):

@@ -251,3 +251,13 @@ def test_dspy_configure_outside_a_session_is_refused():
         dspy.configure(adapter=dspy.JSONAdapter())
     with pytest.raises(RuntimeError, match="cache:"):
         dspy.configure_cache(enable_disk_cache=True)
+
+
+def test_an_export_keeps_only_the_fields_of_each_predictor(open_session):
+    s = open_session(dummy_by_substring({"": {"answer": "x"}}))
+    ok(bridge.call(s, "create_program", {"id": "p", "signature": "question -> answer"}))
+    trainset = [{"question": "q1", "answer": "a1", "source": "notes"}]
+    ok(bridge.call(s, "compile", {"id": "p", "trainset": trainset, "optimizer": "labeled_few_shot"}))
+    export = ok(bridge.call(s, "export_program", {"id": "p"}))
+    assert export["state"]["demos"] == [{"question": "q1", "answer": "a1"}]
+    ok(bridge.call(open_session(), "import_program", {"id": "p", "exported": export}))
