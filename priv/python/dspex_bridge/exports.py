@@ -100,16 +100,23 @@ def _predictor_state(state, predictor, where, budget):
 
 
 def _signature(sig, count, where):
-    if not isinstance(sig, dict) or set(sig) != {"instructions", "fields"}:
-        raise _invalid(f"{where} must be a map with exactly instructions and fields")
+    if not isinstance(sig, dict):
+        raise _invalid(f"{where} must be a map with instructions and fields")
+    unknown = sorted(str(k) for k in sig if k not in ("instructions", "fields"))
+    if unknown or len(sig) != 2:
+        raise _invalid(f"{where} must have exactly instructions and fields" + (f"; unknown key(s) {', '.join(unknown)}" if unknown else ""))
     instructions = _text(sig["instructions"], f"{where}.instructions")
     saved = sig["fields"]
     if not isinstance(saved, list) or len(saved) != count:
         raise _invalid(f"{where}.fields must list {count} fields")
     fields = []
     for n, field in enumerate(saved):
-        if not isinstance(field, dict) or set(field) != {"prefix", "description"}:
-            raise _invalid(f"{where}.fields[{n}] must be a map with exactly prefix and description")
+        unknown = sorted(str(k) for k in field if k not in ("prefix", "description")) if isinstance(field, dict) else []
+        if not isinstance(field, dict) or unknown or len(field) != 2:
+            raise _invalid(
+                f"{where}.fields[{n}] must be a map with exactly prefix and description"
+                + (f"; unknown key(s) {', '.join(unknown)}" if unknown else "")
+            )
         fields.append({k: _text(field[k], f"{where}.fields[{n}].{k}") for k in ("prefix", "description")})
     return {"instructions": instructions, "fields": fields}
 

@@ -58,6 +58,8 @@ RESERVED = {
     "completed": "DSPy's ChatAdapter uses it to mark the end of an answer",
 }
 RESERVED_BY_KIND = {
+    # A custom module may hand its inputs to any DSPy module, ReAct included.
+    "custom": {"max_iters": "dspy.ReAct takes it as a control argument"},
     "chain_of_thought": {"reasoning": "dspy.ChainOfThought adds it as its first output"},
     "react": {
         "max_iters": "dspy.ReAct takes it as a control argument",
@@ -75,8 +77,10 @@ def _invalid(message):
 
 
 def reserved(kind):
-    """The reserved field names of a module kind, each with the reason."""
-    return {**RESERVED, **RESERVED_BY_KIND.get(kind if isinstance(kind, str) else None, {})}
+    """The reserved field names of a module kind ("predict", ..., or ["custom", name]), each
+    with the reason."""
+    key = kind if isinstance(kind, str) else "custom"
+    return {**RESERVED, **RESERVED_BY_KIND.get(key, {})}
 
 
 def check_reserved(signature, kind):

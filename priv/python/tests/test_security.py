@@ -140,13 +140,14 @@ def test_every_reserved_name_is_refused_as_input_and_output(open_session, kind):
             assert f"field {name!r} is reserved" in error["message"]
 
 
-def test_a_reserved_input_is_refused_at_execute_time(open_session):
+@pytest.mark.parametrize("name", ["config", "lm", "demos", "max_iters"])
+def test_a_reserved_input_is_refused_at_execute_time(open_session, name):
     s = open_session(dummy_by_substring({"": {"answer": "x"}}))
     source = "import dspy\nclass Free(dspy.Module):\n    def forward(self, **kw):\n        return dspy.Prediction(**kw)\n"
     ok(bridge.call(s, "load_module", {"name": "m", "source": source}))
     ok(bridge.call(s, "create_program", {"id": "f", "module": ["custom", "Free"]}))
-    error = err(bridge.call(s, "execute", {"id": "f", "inputs": {"config": {"api_base": "http://evil"}}}), "invalid_argument")
-    assert "config" in error["message"] and "reserved" in error["message"]
+    error = err(bridge.call(s, "execute", {"id": "f", "inputs": {name: {"api_base": "http://evil"}}}), "invalid_argument")
+    assert name in error["message"] and "reserved" in error["message"]
 
 
 def exported(open_session):
