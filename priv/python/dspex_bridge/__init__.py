@@ -74,7 +74,7 @@ def call(session, op, args):
         if session.closed:
             raise BridgeError("closed", f"{session.label()} is closed")
         with scope.of(session):
-            return (True, getattr(session, op)(args))
+            return (True, OPS[op](session, args))
     except Unrepresentable as exc:
         return (False, errors.describe(BridgeError("python_error", str(exc)), _secrets(session, op, args)))
     except BaseException as exc:  # noqa: BLE001  (SystemExit & co. must not kill a worker)

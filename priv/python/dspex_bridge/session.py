@@ -6,12 +6,13 @@ Calls on one session may run on several worker threads at once, so the program t
 guarded by a lock that is never held while a program runs.
 """
 
+import itertools
 import threading
 import weakref
 
 import dspy
 
-from . import exports, lms, signatures
+from . import exports, lms, refs, signatures
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -99,12 +100,18 @@ class Session:
         # What this session's code passed to dspy.configure (see scope.py), and its LM cache.
         self.settings = {}
         self.cache = None
+        # Python objects Elixir holds as %DSPex.Native.Ref{} (see refs.py), by number.
+        self.refs = {}
+        self._ref_numbers = itertools.count(1)
         self.closed = False
         self._lock = threading.Lock()
         LIVE_SESSIONS.add(self)
 
     def __repr__(self):
         return f"<dspex Session {self.id} {self.name!r}>"
+
+    def new_ref_number(self):
+        return next(self._ref_numbers)
 
     def label(self):
         return f"session {self.id}" + (f" {self.name!r}" if self.name else "")
@@ -206,6 +213,19 @@ class Session:
         if program is None:
             raise BridgeError("not_found", f"no program {pid!r} in {self.label()}")
         return program
+
+    def put_program(self, args):
+        """Makes a `dspy.Module` the session holds by reference one of its programs."""
+        module = refs.get(self, args.get("ref"))
+        if not isinstance(module, dspy.Module):
+            raise BridgeError("invalid_argument", f"a program must be a dspy.Module, got a {type(module).__name__}")
+        signature = getattr(module, "signature", None)
+        signature = signature if isinstance(signature, type) and issubclass(signature, dspy.Signature) else None
+        program = Program(module, ["ref", type(module).__name__], signature)
+        if signature is not None:
+            signatures.check_reserved(signature, program.kind)
+        self._install(args["id"], program, args.get("replace"))
+        return None
 
     def create_program(self, args):
         program = self._build_program(args.get("module", "predict"), args.get("signature"), args)
@@ -371,22 +391,21 @@ class Session:
             self.namespace = {}
             self.settings = {}
             self.cache = None
+            self.refs = {}
         self.lm = lms.LMConfig()
 
 
-OPS = frozenset(
-    {
-        "configure",
-        "create_program",
-        "execute",
-        "list_programs",
-        "delete_program",
-        "reset",
-        "info",
-        "load_module",
-        "history",
-        "export_program",
-        "import_program",
-        "compile",
-    }
-)
+# The operations Elixir may ask of a session, by the name it sends.
+OPS = {
+    **{
+        name: getattr(Session, name)
+        for name in (
+            "configure", "create_program", "put_program", "execute", "list_programs", "delete_program",
+            "reset", "info", "load_module", "history", "export_program", "import_program", "compile",
+        )
+    },
+    "py_call": refs.py_call,
+    "py_method": refs.py_method,
+    "py_attr": refs.py_attr,
+    "py_set_attr": refs.py_set_attr,
+}  # fmt: skip
