@@ -46,19 +46,6 @@ def setup(options):
     cache.install()
     scope.HISTORY_SIZE = int(options.get("history_size", scope.HISTORY_SIZE))
 
-from dspy.clients import base_lm as _base_lm  # noqa: E402
-
-
-class _NoGlobalHistory(list):
-    """DSPy's process-wide LM history would hold every session's prompts (up to 10,000
-    entries, across sessions); each session's LM and programs keep their own."""
-
-    def append(self, _entry):
-        pass
-
-
-_base_lm.GLOBAL_HISTORY = _NoGlobalHistory()
-
 
 def open_session(sid, name, lm_spec):
     try:

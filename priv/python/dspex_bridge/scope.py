@@ -8,7 +8,7 @@ session's settings and a marker naming the session, and `dspy.configure` is repl
 function that applies the settings to the marked session: at once for the rest of the call,
 and to every later call of that session. Outside a session's call it refuses (nothing in
 this interpreter may change the global defaults). `dspy.configure_cache` is refused too: the
-cache is chosen per LM (`cache:`).
+cache is chosen per LM (`cache:`). DSPy's process-wide LM history is kept per session too.
 """
 
 import contextlib
@@ -69,6 +69,38 @@ def configure(_settings_object=None, **kwargs):
     _settings.thread_local_overrides.set(dotdict({**overrides, **kwargs}))
 
 
+class SessionHistory:
+    """Stands in for DSPy's process-wide `GLOBAL_HISTORY` (every LM call of every session, up
+    to 10,000): each call is kept in the calling session's own list, bounded by
+    `HISTORY_SIZE`, so `dspy.inspect_history(n)` in a session shows that session's calls."""
+
+    def _entries(self):
+        session = current()
+        return session.lm_history if session is not None else []
+
+    def append(self, entry):
+        session = current()
+        if session is not None:
+            entries = session.lm_history
+            entries.append(entry)
+            del entries[: max(len(entries) - HISTORY_SIZE, 0)]
+
+    def pop(self, index=-1):
+        return self._entries().pop(index)
+
+    def clear(self):
+        self._entries().clear()
+
+    def __len__(self):
+        return len(self._entries())
+
+    def __iter__(self):
+        return iter(list(self._entries()))
+
+    def __getitem__(self, index):
+        return self._entries()[index]
+
+
 def configure_cache(*_args, **_kwargs):
     raise RuntimeError(
         "dspy.configure_cache(...) would replace the LM cache of every session; choose a session's "
@@ -79,7 +111,9 @@ def configure_cache(*_args, **_kwargs):
 def install():
     """Replaces DSPy's global configuration entry points (called once, at setup)."""
     import dspy.clients
+    from dspy.clients import base_lm
 
+    base_lm.GLOBAL_HISTORY = SessionHistory()
     _settings.Settings.configure = configure
     dspy.configure = dspy.settings.configure
     dspy.configure_cache = dspy.clients.configure_cache = configure_cache

@@ -12,7 +12,7 @@ import weakref
 
 import dspy
 
-from . import exports, lms, refs, signatures
+from . import exports, lms, modules, refs, signatures
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -93,7 +93,8 @@ class Session:
         self.lm = lms.build(lm_spec)
         self.programs = {}
         # Python source loaded with load_module runs here: only this session sees it.
-        self.namespace = {"__name__": f"dspex_session_{sid}"}
+        self.namespace = {}
+        self.modules = []
         self.executions = 0
         self.failures = 0
         self.usage = {}
@@ -103,6 +104,8 @@ class Session:
         # Python objects Elixir holds as %DSPex.Native.Ref{} (see refs.py), by number.
         self.refs = {}
         self._ref_numbers = itertools.count(1)
+        # What dspy.inspect_history() shows in this session (DSPy's global history, per session).
+        self.lm_history = []
         self.closed = False
         self._lock = threading.Lock()
         LIVE_SESSIONS.add(self)
@@ -136,13 +139,7 @@ class Session:
         source = args.get("source")
         if not isinstance(source, str):
             raise BridgeError("invalid_argument", "the module source must be a string")
-        code = compile(source, f"<dspex module {args.get('name')!r}>", "exec")
-        exec(code, self.namespace)  # noqa: S102  (documented: custom modules are trusted code)
-        return sorted(
-            name
-            for name, value in self.namespace.items()
-            if isinstance(value, type) and issubclass(value, dspy.Module) and value.__module__ == self.namespace["__name__"]
-        )
+        return modules.load(self, str(args.get("name") or "module"), source)
 
     def _custom_class(self, name):
         cls = self.namespace.get(name)
@@ -389,9 +386,11 @@ class Session:
             self.closed = True
             self.programs = {}
             self.namespace = {}
+            modules.unload(self)
             self.settings = {}
             self.cache = None
             self.refs = {}
+            self.lm_history = []
         self.lm = lms.LMConfig()
 
 
