@@ -90,3 +90,21 @@ def _plain_keys(value):
     if isinstance(value, list):
         return [_plain_keys(v) for v in value]
     return value
+
+
+ADAPTERS = {"chat": "ChatAdapter", "json": "JSONAdapter", "xml": "XMLAdapter", "two_step": "TwoStepAdapter"}
+
+
+def adapter(name, lm_config):
+    """A DSPy adapter from its Elixir name; None for nil (DSPy's default, ChatAdapter)."""
+    if name is None:
+        return None
+    if name not in ADAPTERS:
+        raise BridgeError("invalid_argument", f"adapter {name!r}: use :chat, :json, :xml or :two_step")
+    cls = getattr(dspy, ADAPTERS[name])
+    if name == "two_step":
+        # Its second step extracts the fields with an LM: the session's.
+        if lm_config.lm is None:
+            raise BridgeError("no_lm", "the :two_step adapter needs an LM to extract fields with; set :lm first")
+        return cls(extraction_model=lm_config.lm)
+    return cls()

@@ -12,7 +12,7 @@ import weakref
 
 import dspy
 
-from . import exports, lms, modules, refs, signatures
+from . import exports, inputs as typed_inputs, lms, modules, refs, signatures
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -24,11 +24,12 @@ LIVE_SESSIONS = weakref.WeakSet()
 
 
 class Program:
-    __slots__ = ("module", "kind", "spec", "signature", "input_names", "__weakref__")
+    __slots__ = ("module", "kind", "spec", "signature", "input_names", "adapter", "__weakref__")
 
     def __init__(self, module, kind, signature, spec=None):
         self.module = module
         self.signature = signature
+        self.adapter = None  # this program's own adapter, over the session's
         # kind is "predict", "chain_of_thought" or ["custom", class name]; spec is the
         # signature as Elixir gave it: both are what export_program needs to rebuild it.
         self.kind = kind
@@ -122,9 +123,15 @@ class Session:
     # -- operations (the op names Elixir sends) ------------------------------------------
 
     def configure(self, args):
-        # Only the settings given change; today that is the LM.
-        if "lm" in args:
-            self.lm = lms.build(args["lm"])
+        # Only the settings given change: the LM, the adapter (nil: DSPy's default).
+        lm = lms.build(args["lm"]) if "lm" in args else self.lm
+        if "adapter" in args:
+            adapter = lms.adapter(args["adapter"], lm)
+            with self._lock:
+                self.settings = {k: v for k, v in self.settings.items() if k != "adapter"}
+                if adapter is not None:
+                    self.settings["adapter"] = adapter
+        self.lm = lm
         return None
 
     def apply_settings(self, settings):
@@ -226,6 +233,7 @@ class Session:
 
     def create_program(self, args):
         program = self._build_program(args.get("module", "predict"), args.get("signature"), args)
+        program.adapter = lms.adapter(args.get("adapter"), self.lm)
         self._install(args["id"], program, args.get("replace"))
         return None
 
@@ -266,7 +274,12 @@ class Session:
                 "no_lm", f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
             )
         try:
-            prediction = program.module(**inputs)
+            typed = typed_inputs.convert(program.signature, inputs)
+            if program.adapter is None:
+                prediction = program.module(**typed)
+            else:
+                with dspy.context(adapter=program.adapter):
+                    prediction = program.module(**typed)
             result = to_plain(prediction)
             self._add_usage(prediction)
         except BaseException:

@@ -15,6 +15,7 @@ import pytest  # noqa: E402
 
 import dspex_bridge as bridge  # noqa: E402
 from dspex_bridge import cache, scope  # noqa: E402
+from support import Server  # noqa: E402
 
 # As the runtime's setup() does: per-session dspy.configure and LM caches.
 scope.install()
@@ -37,3 +38,30 @@ def open_session():
     yield _open
     for session in opened:
         bridge.release(session)
+
+
+@pytest.fixture
+def server():
+    started = []
+
+    def start(answer):
+        started.append(Server(answer))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.httpd.shutdown()
+
+
+@pytest.fixture
+def server():
+    """server(answer, content=None) -> a started Server, shut down at teardown."""
+    started = []
+
+    def start(answer, content=None):
+        started.append(Server(answer, content))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.httpd.shutdown()

@@ -4,7 +4,7 @@ file that inspect can read, dspy.inspect_history shows the session's own calls."
 import io
 
 import dspy
-from support import dummy_by_substring, err, ok
+from support import dummy, dummy_by_substring, err, ok
 
 import dspex_bridge as bridge
 from dspex_bridge import scope
@@ -84,3 +84,47 @@ def test_history_is_bounded_per_session(open_session):
     finally:
         scope.HISTORY_SIZE = old
     assert len(s.lm_history) == 3
+
+
+def test_typed_inputs_take_images_and_histories_as_plain_data(open_session):
+    # A list DummyLM: the substring kind cannot match a message made of image parts.
+    s = open_session(dummy({"answer": "a cat"}))
+    sig = "photo: dspy.Image, past: dspy.History, question -> answer"
+    ok(bridge.call(s, "create_program", {"id": "p", "signature": sig}))
+    inputs = {
+        "photo": {"url": "data:image/png;base64,iVBORw0KGgo="},
+        "past": [{"question": "hi", "answer": "hello"}],
+        "question": "What is it?",
+    }
+    assert ok(bridge.call(s, "execute", {"id": "p", "inputs": inputs})) == {"answer": "a cat"}
+    content = s.lm.lm.history[-1]["messages"][-1]["content"]
+    assert any(part.get("type") == "image_url" for part in content if isinstance(part, dict))
+
+
+def test_an_image_input_never_reads_a_file(open_session):
+    s = open_session(dummy_by_substring({"": {"answer": "x"}}))
+    ok(bridge.call(s, "create_program", {"id": "p", "signature": "photo: dspy.Image -> answer"}))
+    for bad in ("/etc/passwd", {"url": "file:///etc/passwd"}, {"url": "x", "download": True}, 42):
+        error = err(bridge.call(s, "execute", {"id": "p", "inputs": {"photo": bad}}), "invalid_argument")
+        assert "input 'photo'" in error["message"]
+
+
+def test_a_program_adapter_shapes_the_request(open_session, server):
+    http = server("unused", content='{"answer": "json!"}')
+    s = open_session(http.lm("sk-a", cache=False))
+    args = {"id": "p", "signature": "question -> answer", "adapter": bridge.Atom("json")}
+    ok(bridge.call(s, "create_program", args))
+    assert ok(bridge.call(s, "execute", {"id": "p", "inputs": {"question": "?"}})) == {"answer": "json!"}
+    assert "Respond with a JSON object" in http.requests[0][1]["messages"][-1]["content"]
+    assert "bogus" in err(bridge.call(s, "create_program", {**args, "id": "q", "adapter": "bogus"}), "invalid_argument")["message"]
+
+
+def test_a_session_adapter_applies_to_every_program(open_session, server):
+    http = server("unused", content='{"answer": "json too"}')
+    s = open_session(http.lm("sk-a", cache=False))
+    ok(bridge.call(s, "configure", {"adapter": bridge.Atom("json")}))
+    ok(bridge.call(s, "create_program", {"id": "p", "signature": "question -> answer"}))
+    assert ok(bridge.call(s, "execute", {"id": "p", "inputs": {"question": "?"}})) == {"answer": "json too"}
+    assert "Respond with a JSON object" in http.requests[0][1]["messages"][-1]["content"]
+    ok(bridge.call(s, "configure", {"adapter": None}))
+    assert "adapter" not in s.settings

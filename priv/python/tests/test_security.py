@@ -3,7 +3,6 @@ dspy.configure and LM caches (against real OpenAI-compatible servers on 127.0.0.
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dspy
 import pytest
@@ -11,64 +10,6 @@ from support import dummy_by_substring, err, ok
 
 import dspex_bridge as bridge
 from dspex_bridge import signatures
-
-
-class Server:
-    """An OpenAI-compatible chat server that answers `answer` and counts its requests."""
-
-    def __init__(self, answer):
-        self.requests = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["content-length"]))
-                server.requests.append((self.headers.get("authorization"), json.loads(body)))
-                reply = json.dumps(
-                    {
-                        "id": "x",
-                        "object": "chat.completion",
-                        "created": 0,
-                        "model": "test-model",
-                        "choices": [
-                            {
-                                "index": 0,
-                                "finish_reason": "stop",
-                                "message": {"role": "assistant", "content": f"[[ ## answer ## ]]\n{answer}\n\n[[ ## completed ## ]]"},
-                            }
-                        ],
-                        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(reply)))
-                self.end_headers()
-                self.wfile.write(reply)
-
-            def log_message(self, *_args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def lm(self, key, **extra):
-        kwargs = {"api_base": self.url, "api_key": key, "num_retries": 0, **extra}
-        return {"kind": "lm", "model": "openai/test-model", "kwargs": kwargs}
-
-
-@pytest.fixture
-def server():
-    started = []
-
-    def start(answer):
-        started.append(Server(answer))
-        return started[-1]
-
-    yield start
-    for s in started:
-        s.httpd.shutdown()
 
 
 def ask(session, question="What is 2 + 2?"):

@@ -1,0 +1,62 @@
+"""Inputs typed with DSPy's own types, built from the plain data Elixir sends.
+
+An input field typed `dspy.Image` takes `{"url": url}` or the URL itself (http(s) or a
+`data:image/...` URI; Elixir turns `{:image, binary, mime}` into the latter); `dspy.Audio`
+takes `{"data": base64, "format": "wav"}` or a `data:audio/...` URI; `dspy.History` takes a
+list of message maps (or `{"messages": [...]}`). Lists of images are converted element by
+element. Nothing here reads a file or fetches a URL: inputs are end-user data.
+"""
+
+import typing
+
+import dspy
+
+from .errors import BridgeError
+
+
+def _invalid(field, message):
+    return BridgeError("invalid_argument", f"input {field!r}: {message}")
+
+
+def _image(field, value):
+    url = value.get("url") if isinstance(value, dict) and set(value) == {"url"} else value
+    if not isinstance(url, str) or not url.startswith(("http://", "https://", "data:image/")):
+        raise _invalid(field, "an image is %{\"url\" => url} with an http(s) or data:image/ URL, or {:image, binary, mime}")
+    return dspy.Image(url=str(url))
+
+
+def _audio(field, value):
+    if isinstance(value, str) and value.startswith("data:audio/"):
+        return dspy.Audio(str(value))
+    if isinstance(value, dict) and set(value) == {"data", "format"}:
+        if isinstance(value["data"], str) and isinstance(value["format"], str):
+            return dspy.Audio(data=str(value["data"]), audio_format=str(value["format"]))
+    raise _invalid(field, "audio is %{\"data\" => base64, \"format\" => \"wav\"}, a data:audio/ URI, or {:audio, binary, mime}")
+
+
+def _history(field, value):
+    messages = value.get("messages") if isinstance(value, dict) and set(value) == {"messages"} else value
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise _invalid(field, "a history is a list of message maps (each with the signature's fields)")
+    return dspy.History(messages=[{str(k): v for k, v in m.items()} for m in messages])
+
+
+_CONVERTERS = {dspy.Image: _image, dspy.Audio: _audio, dspy.History: _history}
+
+
+def convert(signature, inputs):
+    """`inputs` with the values of DSPy-typed fields built as those types."""
+    if signature is None:
+        return inputs
+    converted = dict(inputs)
+    for name, field in signature.input_fields.items():
+        if name not in converted or converted[name] is None:
+            continue
+        annotation = field.annotation
+        if annotation in _CONVERTERS:
+            converted[name] = _CONVERTERS[annotation](name, converted[name])
+        elif typing.get_origin(annotation) in (list, typing.List) and typing.get_args(annotation)[:1] == (dspy.Image,):
+            if not isinstance(converted[name], list):
+                raise _invalid(name, "expected a list of images")
+            converted[name] = [_image(name, v) for v in converted[name]]
+    return converted
