@@ -12,10 +12,11 @@ use std::sync::Arc;
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
+use dspex_runtime::callbacks::{Callback, Outbound};
 use dspex_runtime::{Cancelled, Config, Deliver, Error, Gate, Status, Value};
 
 use crate::atoms;
-use crate::resource::{JobResource, RemoteHandle, SessionResource};
+use crate::resource::{FunHandle, JobResource, RemoteHandle, SessionResource};
 use crate::term_codec::{decode, encode, Decode, NORMAL_BUDGET};
 
 /// Why a call was not queued.
@@ -62,8 +63,9 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
     Box::new(move |result| {
         // A dead caller is not an error: its answer simply has nowhere to go.
         let _ = owned.send_and_clear(&pid, |env| {
-            let body = match &result {
-                Ok(value) => (atoms::ok(), encode(env, value)).encode(env),
+            let body = match result.as_ref().map(|value| encode(env, value)) {
+                Ok(Ok(term)) => (atoms::ok(), term).encode(env),
+                Ok(Err(message)) => error_reply(env, &Error::new("internal_error", message)),
                 Err(err) => error_reply(env, err),
             };
             (saved.load(env), body)
@@ -169,14 +171,17 @@ fn stop() -> rustler::Atom {
     atoms::ok()
 }
 
-/// `:idle` (never started), `:starting`, `:ready` or `{:failed, message}`.
+/// `:idle` (never started, or stopped), `:starting`, `:ready` or `{:failed, message}`.
 #[rustler::nif]
 fn status(env: Env<'_>) -> Term<'_> {
-    match dspex_runtime::pool().map(|p| p.status()) {
+    let pool = dspex_runtime::pool();
+    match pool.map(|p| (p.status(), p.is_accepting())) {
         None => atoms::idle().encode(env),
-        Some(Status::Starting) => atoms::starting().encode(env),
-        Some(Status::Ready) => atoms::ready().encode(env),
-        Some(Status::Failed(why)) => (atoms::failed(), why).encode(env),
+        // Stopped (Application.stop): calls are refused as if it had never started.
+        Some((Status::Starting | Status::Ready, false)) => atoms::idle().encode(env),
+        Some((Status::Starting, _)) => atoms::starting().encode(env),
+        Some((Status::Ready, _)) => atoms::ready().encode(env),
+        Some((Status::Failed(why), _)) => (atoms::failed(), why).encode(env),
     }
 }
 
@@ -191,8 +196,8 @@ fn open<'a>(
     budget: Option<usize>,
 ) -> Term<'a> {
     let result = (|| {
-        let name = match argument(name, "name", budget)? {
-            Value::Str(s) => s,
+        let name = match &mut argument(name, "name", budget)? {
+            Value::Str(s) => std::mem::take(s),
             Value::Nil => String::new(),
             other => {
                 return Err(Error::invalid_argument(format!(
@@ -273,50 +278,49 @@ fn call<'a>(
     job(env, result)
 }
 
-/// Sends `{tag, {:callback, id, request}}` to the calling process; it runs the function
-/// and answers with `callback_reply/2`. Each send builds its message in a fresh
-/// environment, copying the tag from one kept for the job's lifetime.
-fn call_back_to(env: Env<'_>, tag: Term<'_>) -> dspex_runtime::callbacks::Callback {
+/// Sends what the job sends besides its answer to the calling process, as declared by
+/// `dspex_runtime::callbacks::Outbound`: `{tag, {:output, payload}}`, and
+/// `{tag, {:callback, id, request, timeout_ms}}`, which the caller answers with
+/// `callback_reply/2`. The runtime calls this only through the job's gate. Each send
+/// builds its message in a fresh environment, copying the tag from one kept for the job's
+/// lifetime.
+fn call_back_to(env: Env<'_>, tag: Term<'_>) -> Callback {
     let pid: LocalPid = env.pid();
     let tag_env = OwnedEnv::new();
     let saved = tag_env.save(tag);
     let kept = std::sync::Mutex::new((tag_env, saved));
-    std::sync::Arc::new(move |id: u64, request: Value| {
+    Arc::new(move |outbound: Outbound| {
         let kept = kept.lock().unwrap_or_else(|p| p.into_inner());
         let (tag_env, saved) = &*kept;
         let mut message = OwnedEnv::new();
         let _ = message.send_and_clear(&pid, |menv| {
             let tag = tag_env.run(|own| saved.load(own).in_env(menv));
-            (tag, (atoms::callback(), id, encode(menv, &request)))
+            let body = match &outbound {
+                Outbound::Output(payload) => {
+                    encode(menv, payload).map(|p| (atoms::output(), p).encode(menv))
+                }
+                Outbound::Request {
+                    id,
+                    request,
+                    timeout_ms,
+                } => encode(menv, request)
+                    .map(|r| (atoms::callback(), *id, r, *timeout_ms).encode(menv)),
+            };
+            // Only a value deeper than any reader produces fails to encode; the caller
+            // ignores (and at the end flushes) the `{tag, nil}` sent instead.
+            (tag, body.unwrap_or_else(|_| atoms::nil().encode(menv)))
         });
     })
 }
 
-/// Registers an Elixir function Python may call back under `key` in this session.
-#[rustler::nif]
-fn session_put_callback<'a>(
-    session: ResourceArc<SessionResource>,
-    key: String,
-    fun: Term<'a>,
-) -> rustler::Atom {
-    let mut callbacks = session.callbacks.lock().unwrap_or_else(|p| p.into_inner());
-    callbacks.put(key, fun);
-    atoms::ok()
-}
-
-/// The session's callback functions as a map from key to function.
-#[rustler::nif]
-fn session_callbacks<'a>(
-    env: Env<'a>,
-    session: ResourceArc<SessionResource>,
-) -> NifResult<Term<'a>> {
-    let callbacks = session.callbacks.lock().unwrap_or_else(|p| p.into_inner());
-    callbacks
-        .copy_into(env)
-        .into_iter()
-        .try_fold(rustler::types::map::map_new(env), |map, (k, f)| {
-            map.map_put(k, f)
-        })
+/// Wraps an Elixir function for Python to call back (see `FunHandle`). On a dirty
+/// scheduler: saving copies the function with everything it captured, of any size.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn callback_handle(fun: Term<'_>) -> NifResult<ResourceArc<FunHandle>> {
+    if fun.get_type() != rustler::TermType::Fun {
+        return Err(rustler::Error::BadArg);
+    }
+    Ok(ResourceArc::new(FunHandle::new(fun)))
 }
 
 fn reply_callback(id: u64, answer: Term<'_>, budget: Option<usize>) -> Term<'_> {

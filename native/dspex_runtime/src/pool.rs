@@ -203,6 +203,11 @@ impl Pool {
         }
     }
 
+    /// Whether new jobs are accepted (false after `Application.stop`).
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
     /// Refuses (false) or accepts (true) new jobs; jobs already queued still run.
     pub fn set_accepting(&self, accepting: bool) {
         self.accepting.store(accepting, Ordering::Release);
