@@ -13,6 +13,7 @@ use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
 use dspex_runtime::callbacks::{Callback, Outbound};
+use dspex_runtime::value::MAX_FRAMING;
 use dspex_runtime::{Cancelled, Config, Deliver, Error, Gate, Status, Value};
 
 use crate::atoms;
@@ -73,8 +74,19 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
     })
 }
 
+/// Decodes a session call's argument, whose user values sit up to MAX_FRAMING levels down
+/// (`arguments.inputs.question`).
 fn argument(term: Term<'_>, path: &str, budget: Option<usize>) -> Result<Value, Refused> {
-    decode(term, path, budget).map_err(|e| match e {
+    framed(term, path, budget, MAX_FRAMING)
+}
+
+fn framed(
+    term: Term<'_>,
+    path: &str,
+    budget: Option<usize>,
+    framing: usize,
+) -> Result<Value, Refused> {
+    decode(term, path, budget, framing).map_err(|e| match e {
         Decode::Invalid(message) => Refused::Error(Error::invalid_argument(message)),
         Decode::TooBig => Refused::TooBig,
     })
@@ -143,7 +155,7 @@ fn config_from(value: &Value) -> Result<Config, Error> {
 /// thread. After `stop/0`, starting again only accepts calls again (same interpreter).
 #[rustler::nif]
 fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
-    let config = decode(config, "config", None)
+    let config = decode(config, "config", None, MAX_FRAMING)
         .map_err(|e| match e {
             Decode::Invalid(message) => Error::invalid_argument(message),
             Decode::TooBig => Error::invalid_argument("config is too big"),
@@ -327,7 +339,8 @@ fn reply_callback(id: u64, answer: Term<'_>, budget: Option<usize>) -> Term<'_> 
     let env = answer.get_env();
     let outcome = match rustler::types::tuple::get_tuple(answer).as_deref() {
         Ok([tag, value]) if tag.atom_to_string().is_ok_and(|t| t == "ok") => {
-            match decode(*value, "result", budget) {
+            // The function's own return value: no framing.
+            match decode(*value, "result", budget, 0) {
                 Ok(v) => Ok(v),
                 Err(Decode::TooBig) => return atoms::dirty().encode(env),
                 Err(Decode::Invalid(m)) => Err(format!(
@@ -385,7 +398,8 @@ fn global<'a>(
     tag: Term<'a>,
     budget: Option<usize>,
 ) -> Term<'a> {
-    let result = argument(arguments, "arguments", budget)
+    // Global calls (ping) carry the user's value as it is: no framing.
+    let result = framed(arguments, "arguments", budget, 0)
         .and_then(|args| Ok(dspex_runtime::global_call(op, args, reply_to(env, tag))?));
     job(env, result)
 }

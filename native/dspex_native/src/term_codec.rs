@@ -14,7 +14,7 @@ use rustler::types::map::MapIterator;
 use rustler::types::tuple::make_tuple;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term, TermType};
 
-use dspex_runtime::value::{Handle, Value, MAX_BIG_DIGITS};
+use dspex_runtime::value::{Handle, Value, MAX_BIG_DIGITS, MAX_FRAMING};
 use dspex_runtime::walk::{self, Failure, Node, ReadError, Reader, Writer};
 
 use crate::resource::FunHandle;
@@ -42,12 +42,18 @@ impl From<String> for Decode {
 }
 
 /// Decodes `term`; `path` names it in error messages. `budget: None` means no limit.
-pub fn decode(term: Term<'_>, path: &str, budget: Option<usize>) -> Result<Value, Decode> {
+/// `framing`: the levels the call itself wraps around the user's values (see MAX_FRAMING).
+pub fn decode(
+    term: Term<'_>,
+    path: &str,
+    budget: Option<usize>,
+    framing: usize,
+) -> Result<Value, Decode> {
     let mut reader = TermReader {
         left: budget.unwrap_or(usize::MAX),
         env: std::marker::PhantomData,
     };
-    walk::read(&mut reader, term, path).map_err(|e| match e {
+    walk::read(&mut reader, term, path, framing).map_err(|e| match e {
         ReadError::Invalid(message) => Decode::Invalid(message),
         ReadError::Stop(OverBudget) => Decode::TooBig,
     })
@@ -227,7 +233,7 @@ fn atom_name(term: Term<'_>) -> Option<String> {
 /// Builds the Erlang term for a value. Fails only for a value deeper than any reader
 /// produces.
 pub fn encode<'a>(env: Env<'a>, value: &Value) -> Result<Term<'a>, String> {
-    walk::write(&mut TermWriter { env }, value, "result")
+    walk::write(&mut TermWriter { env }, value, "result", MAX_FRAMING)
 }
 
 struct TermWriter<'a> {

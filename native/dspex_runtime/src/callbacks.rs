@@ -25,7 +25,7 @@ use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 use crate::job::{Gate, GateState};
 use crate::pycodec::{from_py, to_py};
-use crate::value::Value;
+use crate::value::{Value, MAX_FRAMING};
 
 /// What a running job sends its caller besides its answer. This is the protocol's one
 /// declaration; the NIF turns each into a message `DSPex.Native.Call` receives:
@@ -95,7 +95,7 @@ pub(crate) fn python_notifier(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
             if gate.state() != GateState::Running {
                 return Ok(true);
             }
-            let payload = from_py(&args.get_item(0)?, atom.bind(args.py()))
+            let payload = from_py(&args.get_item(0)?, atom.bind(args.py()), MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("payload for Elixir: {m}")))?;
             gate.send_if_running(|| callback(Outbound::Output(payload)));
             Ok(true)
@@ -124,7 +124,7 @@ pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
               -> PyResult<Py<PyAny>> {
             let py = args.py();
             let atom = atom.bind(py);
-            let request = from_py(&args.get_item(0)?, atom)
+            let request = from_py(&args.get_item(0)?, atom, MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("request to Elixir: {m}")))?;
             let timeout: f64 = args.get_item(1)?.extract()?;
             let Some((callback, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
@@ -173,7 +173,8 @@ pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             match outcome {
-                Waited::Answered(Ok(value)) => Ok(to_py(py, &value, atom)
+                // The function's own return value: no framing.
+                Waited::Answered(Ok(value)) => Ok(to_py(py, &value, atom, 0)
                     .map_err(PyRuntimeError::new_err)?
                     .unbind()),
                 Waited::Answered(Err(message)) => Err(PyRuntimeError::new_err(message)),

@@ -20,7 +20,7 @@ use pyo3::types::PyTuple;
 use crate::error::{known_reason, Error};
 use crate::job::{Gate, Job, Target};
 use crate::pycodec::{from_py, to_py};
-use crate::value::Value;
+use crate::value::{Value, MAX_FRAMING};
 
 /// How long an idle worker polls for the next job before sleeping.
 const SPIN: Duration = Duration::from_micros(200);
@@ -583,7 +583,12 @@ fn execute_attached(
     args: &Value,
 ) -> Result<Value, Error> {
     let atom = engine.atom.bind(py);
-    let py_args = to_py(py, args, atom).map_err(Error::invalid_argument)?;
+    // Global calls (ping) carry the user's value as it is; session calls wrap it.
+    let framing = match target {
+        Target::Global => 0,
+        Target::Open(_) | Target::Session(_) => MAX_FRAMING,
+    };
+    let py_args = to_py(py, args, atom, framing).map_err(Error::invalid_argument)?;
     let answer = match target {
         Target::Global => engine.global_call.call1(py, (op, py_args)),
         Target::Open(cell) => {
@@ -604,7 +609,7 @@ fn execute_attached(
     }
     .map_err(|e| python_error(py, e))?;
     let value = unpack(py, answer.bind(py), atom)?;
-    from_py(&value, atom).map_err(|msg| Error::new("python_error", msg))
+    from_py(&value, atom, framing).map_err(|msg| Error::new("python_error", msg))
 }
 
 /// Decrements the live-worker count when a worker ends, unless `retire_one` already did.
@@ -638,7 +643,8 @@ fn unpack<'py>(
     if ok {
         return Ok(payload);
     }
-    let described = from_py(&payload, atom).map_err(|m| Error::new("internal_error", m))?;
+    let described =
+        from_py(&payload, atom, MAX_FRAMING).map_err(|m| Error::new("internal_error", m))?;
     let text = |key: &str| {
         described
             .get(key)

@@ -16,13 +16,15 @@ use crate::walk::{self, Failure, Node, ReadError, Reader, Writer};
 /// The capsule name of a [`Handle`] held by Python.
 const HANDLE: &std::ffi::CStr = c"dspex_native.handle";
 
-/// Builds the Python object for a value. `atom` is `dspex_bridge.Atom`.
+/// Builds the Python object for a value. `atom` is `dspex_bridge.Atom`; `framing` the
+/// levels of the call's own wrapping (see [`crate::value::MAX_FRAMING`]).
 pub fn to_py<'py>(
     py: Python<'py>,
     value: &Value,
     atom: &Bound<'py, PyAny>,
+    framing: usize,
 ) -> Result<Bound<'py, PyAny>, String> {
-    walk::write(&mut ToPy { py, atom }, value, "arguments")
+    walk::write(&mut ToPy { py, atom }, value, "arguments", framing)
 }
 
 struct ToPy<'a, 'py> {
@@ -109,9 +111,13 @@ impl<'py> Writer for ToPy<'_, 'py> {
 }
 
 /// Reads a plain Python result (what `dspex_bridge.values.to_plain` produces) into a value.
-/// Anything else is refused with a message naming where it was.
-pub fn from_py(obj: &Bound<'_, PyAny>, atom: &Bound<'_, PyAny>) -> Result<Value, String> {
-    match walk::read(&mut FromPy { atom }, obj.clone(), "result") {
+/// Anything else is refused with a message naming where it was. `framing` as for `to_py`.
+pub fn from_py(
+    obj: &Bound<'_, PyAny>,
+    atom: &Bound<'_, PyAny>,
+    framing: usize,
+) -> Result<Value, String> {
+    match walk::read(&mut FromPy { atom }, obj.clone(), "result", framing) {
         Ok(value) => Ok(value),
         Err(ReadError::Invalid(message)) => Err(message),
         Err(ReadError::Stop(never)) => match never {},
@@ -255,8 +261,8 @@ mod tests {
         let value = nested(MAX_DEPTH, Value::str("x".repeat(1 << 20)));
         let back = with_python(move |py| {
             let atom = atom_type(py);
-            let obj = to_py(py, &value, &atom).unwrap();
-            (from_py(&obj, &atom).unwrap(), value)
+            let obj = to_py(py, &value, &atom, 0).unwrap();
+            (from_py(&obj, &atom, 0).unwrap(), value)
         });
         // Not assert_eq!: the message would print a megabyte.
         assert!(back.0 == back.1, "the value came back changed");
@@ -266,7 +272,7 @@ mod tests {
     fn one_more_level_is_refused_in_both_directions() {
         let (to, from) = with_python(|py| {
             let atom = atom_type(py);
-            let to = to_py(py, &nested(MAX_DEPTH + 1, Value::Nil), &atom).unwrap_err();
+            let to = to_py(py, &nested(MAX_DEPTH + 1, Value::Nil), &atom, 0).unwrap_err();
             let deep = py
                 .eval(c"[[[0]]]", None, None)
                 .unwrap()
@@ -276,7 +282,7 @@ mod tests {
             for _ in 0..MAX_DEPTH {
                 obj = PyList::new(py, [obj]).unwrap().into_any();
             }
-            (to, from_py(&obj, &atom).unwrap_err())
+            (to, from_py(&obj, &atom, 0).unwrap_err())
         });
         assert!(to.starts_with("arguments{1}[0].k{1}[0].k"), "{to}");
         assert!(to.ends_with("nests deeper than 512 levels"), "{to}");
@@ -290,8 +296,8 @@ mod tests {
         let value = Value::List(vec![Value::Handle(handle.clone())]);
         let back = with_python(move |py| {
             let atom = atom_type(py);
-            let obj = to_py(py, &value, &atom).unwrap();
-            from_py(&obj, &atom).unwrap()
+            let obj = to_py(py, &value, &atom, 0).unwrap();
+            from_py(&obj, &atom, 0).unwrap()
         });
         let Value::List(items) = &back else {
             panic!("{back:?}")

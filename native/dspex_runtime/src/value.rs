@@ -10,9 +10,14 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-/// How deep a term may nest: the term itself is level 1. Deeper terms are refused, so that
-/// DSPy and Python (whose own code recurses over data) get nothing deeper.
+/// How deep a value may nest: the value itself is level 1. Deeper values are refused, so
+/// that DSPy and Python (whose own code recurses over data) get nothing deeper.
 pub const MAX_DEPTH: usize = 512;
+
+/// Levels a session call wraps around the values its user gives and gets
+/// (`arguments.inputs.question`, `result.trajectory.observation_0`). They do not count
+/// against [`MAX_DEPTH`], so a value the user wrote may nest that deep wherever it goes.
+pub const MAX_FRAMING: usize = 4;
 
 /// The most decimal digits a big integer may have: CPython refuses to convert longer ones
 /// between text and int (`sys.int_max_str_digits`, 4300), and so do we, with a clear error.

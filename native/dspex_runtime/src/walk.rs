@@ -5,7 +5,8 @@
 //! stack (about 320 KB) from about 310 levels. [`read`] builds a [`Value`] from a foreign
 //! tree (an Erlang term, a Python object) and [`write`] builds a foreign tree from a value.
 //! Both keep one frame per open container on the heap, refuse anything deeper than
-//! [`MAX_DEPTH`], and name the place of an error (`arguments.inputs[2]`) only when there
+//! [`MAX_DEPTH`] (plus the levels of a call's own `framing`, see
+//! [`crate::value::MAX_FRAMING`]), and name the place of an error (`arguments.inputs[2]`) only when there
 //! is one: nothing path-shaped is built while converting, so the work and memory are
 //! proportional to the data.
 
@@ -123,17 +124,19 @@ fn failed<S, I>(failure: Failure<S>, name: &str, frames: &[ReadFrame<I>]) -> Rea
     }
 }
 
-/// Reads the tree under `root` (named `name` in errors) into a value.
+/// Reads the tree under `root` (named `name` in errors) into a value; `framing` levels
+/// above the user's values do not count against [`MAX_DEPTH`].
 pub fn read<R: Reader>(
     reader: &mut R,
     root: R::Item,
     name: &str,
+    framing: usize,
 ) -> Result<Value, ReadError<R::Stop>> {
     let mut frames: Vec<ReadFrame<R::Iter>> = Vec::new();
     let mut item = root;
     loop {
         // `item` sits one level below the innermost open container.
-        if frames.len() >= MAX_DEPTH {
+        if frames.len() >= MAX_DEPTH + framing {
             let at = read_path(name, &frames);
             return Err(ReadError::Invalid(format!(
                 "{at} nests deeper than {MAX_DEPTH} levels"
@@ -202,9 +205,11 @@ impl<'v, O> WriteFrame<'v, O> {
     fn child(&self) -> Option<&'v Value> {
         match self.value {
             Value::List(items) | Value::Tuple(items) => items.get(self.pos),
-            Value::Map(pairs) => pairs
-                .get(self.pos / 2)
-                .map(|(k, v)| if self.pos.is_multiple_of(2) { k } else { v }),
+            Value::Map(pairs) => {
+                pairs
+                    .get(self.pos / 2)
+                    .map(|(k, v)| if self.pos.is_multiple_of(2) { k } else { v })
+            }
             _ => None,
         }
     }
@@ -236,12 +241,17 @@ fn write_path<O>(name: &str, frames: &[WriteFrame<'_, O>]) -> String {
     path(name, frames.iter().map(WriteFrame::step))
 }
 
-/// Builds the foreign form of `value` (named `name` in errors).
-pub fn write<W: Writer>(writer: &mut W, value: &Value, name: &str) -> Result<W::Out, String> {
+/// Builds the foreign form of `value` (named `name` in errors); `framing` as for [`read`].
+pub fn write<W: Writer>(
+    writer: &mut W,
+    value: &Value,
+    name: &str,
+    framing: usize,
+) -> Result<W::Out, String> {
     let mut frames: Vec<WriteFrame<'_, W::Out>> = Vec::new();
     let mut current = value;
     loop {
-        if frames.len() >= MAX_DEPTH {
+        if frames.len() >= MAX_DEPTH + framing {
             let at = write_path(name, &frames);
             return Err(format!("{at} nests deeper than {MAX_DEPTH} levels"));
         }
@@ -382,22 +392,31 @@ mod tests {
     fn the_limit_itself_round_trips_on_a_small_stack() {
         small_stack(|| {
             let value = nested(MAX_DEPTH, Value::str("x".repeat(1 << 20)));
-            let read = read(&mut Identity, value.clone(), "arguments").unwrap();
+            let read = read(&mut Identity, value.clone(), "arguments", 0).unwrap();
             assert_eq!(read, value);
-            assert_eq!(write(&mut Copy, &value, "result").unwrap(), value);
+            assert_eq!(write(&mut Copy, &value, "result", 0).unwrap(), value);
         });
     }
 
     #[test]
     fn one_level_more_is_refused_naming_the_place() {
         let value = nested(MAX_DEPTH + 1, Value::Nil);
-        let Err(ReadError::Invalid(m)) = read(&mut Identity, value.clone(), "arguments") else {
+        let Err(ReadError::Invalid(m)) = read(&mut Identity, value.clone(), "arguments", 0) else {
             panic!("accepted")
         };
         assert!(m.starts_with("arguments key.k{0}[1] key.k{0}[1]"), "{m}");
         assert!(m.ends_with(" nests deeper than 512 levels"), "{m}");
-        let m = write(&mut Copy, &value, "result").unwrap_err();
+        let m = write(&mut Copy, &value, "result", 0).unwrap_err();
         assert!(m.starts_with("result key.k{0}[1] key.k{0}[1]"), "{m}");
+    }
+
+    #[test]
+    fn framing_levels_are_not_counted() {
+        let wrapped = Value::map([("inputs", nested(MAX_DEPTH, Value::Nil))]);
+        assert!(read(&mut Identity, wrapped.clone(), "arguments", 0).is_err());
+        assert!(read(&mut Identity, wrapped.clone(), "arguments", 1).is_ok());
+        assert!(write(&mut Copy, &wrapped, "result", 0).is_err());
+        assert!(write(&mut Copy, &wrapped, "result", 1).is_ok());
     }
 
     #[test]
@@ -407,16 +426,16 @@ mod tests {
             Value::List(vec![Value::Int(1), Value::Atom("bad".into())]),
         )]);
         assert_eq!(
-            read(&mut Identity, value.clone(), "arguments"),
+            read(&mut Identity, value.clone(), "arguments", 0),
             Err(ReadError::Invalid("arguments.inputs[1] is bad".into()))
         );
         assert_eq!(
-            write(&mut Copy, &value, "result").unwrap_err(),
+            write(&mut Copy, &value, "result", 0).unwrap_err(),
             "result.inputs[1] is bad"
         );
         let keyed = Value::List(vec![Value::Map(vec![(Value::List(vec![]), Value::Nil)])]);
         assert_eq!(
-            write(&mut Copy, &keyed, "arguments").unwrap_err(),
+            write(&mut Copy, &keyed, "arguments", 0).unwrap_err(),
             "arguments[0] has a list key"
         );
     }
@@ -429,8 +448,8 @@ mod tests {
             Value::Tuple(vec![Value::List(vec![]), Value::Map(vec![])]),
             Value::Map(vec![(Value::Int(1), Value::Map(vec![]))]),
         ] {
-            assert_eq!(read(&mut Identity, value.clone(), "a").unwrap(), value);
-            assert_eq!(write(&mut Copy, &value, "a").unwrap(), value);
+            assert_eq!(read(&mut Identity, value.clone(), "a", 0).unwrap(), value);
+            assert_eq!(write(&mut Copy, &value, "a", 0).unwrap(), value);
         }
     }
 }

@@ -8,6 +8,8 @@ anything else, naming where it was.
 
 import math
 
+from dspy import Example
+
 
 class Atom(str):
     """An Elixir atom: behaves as its name in Python, comes back to Elixir as the atom."""
@@ -22,9 +24,11 @@ class Unrepresentable(Exception):
     """A Python value with no Elixir form."""
 
 
-# How deep a result may nest, as on the Rust side: a value nested deeper (or containing
-# itself) is refused instead of looping or exhausting the stack.
+# How deep a value may nest, as on the Rust side (MAX_DEPTH, plus up to MAX_FRAMING levels
+# of a call's own wrapping, like result.trajectory.observation_0): a value nested deeper, or
+# containing itself, is refused instead of looped on. The Rust side checks the exact limit.
 MAX_DEPTH = 512
+MAX_FRAMING = 4
 
 # A marker for "this place opened a container; its value comes when the container ends".
 _OPENED = object()
@@ -100,7 +104,11 @@ def _open(value, path, frames):
         if isinstance(value, dict):
             frames.append(_Frame("dict", iter(value.items())))
             return _OPENED
-        # dspy.Prediction / dspy.Example
+        # dspy.Prediction / dspy.Example, by their fields: toDict() recurses into nested data.
+        if isinstance(value, Example):
+            value = dict(value.items(include_dspy=True))
+            continue
+        # Other objects that describe themselves as a dict
         to_dict = getattr(value, "toDict", None)
         if callable(to_dict):
             value = to_dict()
@@ -123,7 +131,7 @@ def to_plain(value, path="result"):
     frames = []
     item = value
     while True:
-        if len(frames) >= MAX_DEPTH:
+        if len(frames) >= MAX_DEPTH + MAX_FRAMING:
             raise Unrepresentable(f"{_where(path, frames)} nests deeper than {MAX_DEPTH} levels")
         done = _open(item, path, frames)
         while True:

@@ -135,9 +135,12 @@ def test_a_result_nested_to_the_limit_converts_with_a_shallow_python_stack():
     assert levels == 512 and len(out) == 1_000_000
 
 
-def test_one_level_more_is_refused_naming_the_place():
+def test_deeper_than_the_limit_and_its_framing_is_refused_naming_the_place():
+    # A call's result may wrap the user's value in up to 4 levels (result.trajectory...);
+    # the Rust side then checks the exact limit.
+    to_plain(_nest(516, "x"))
     with pytest.raises(Unrepresentable) as info:
-        to_plain(_nest(513, "x"))
+        to_plain(_nest(517, "x"))
     message = str(info.value)
     assert message.startswith("result['p'][1]['k'][0]['p'][1]")
     assert message.endswith("nests deeper than 512 levels")
@@ -148,3 +151,19 @@ def test_a_list_that_contains_itself_is_refused_not_looped_on():
     loop.append(loop)
     with pytest.raises(Unrepresentable, match=r"^result\[1\]\[1\].*nests deeper than 512 levels$"):
         to_plain(loop)
+
+
+def test_a_prediction_holding_deep_data_converts_without_recursion():
+    # DSPy's own Example.toDict() recurses through nested lists and dicts.
+    import sys
+
+    deep = "leaf"
+    for _ in range(510):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100)
+    try:
+        out = to_plain(dspy.Prediction(trajectory={"observation_0": deep}))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert out == {"trajectory": {"observation_0": deep}}
