@@ -72,6 +72,30 @@ defmodule DSPex.Native.TestHelpers do
   end
 
   @doc """
+  Elixir source that starts the application in a BEAM of its own (see `run_beam/3`) with
+  the test hooks and `settings`, and waits for Python. `import DSPex.Native.TestHelpers`
+  and `alias DSPex.Native.Session` come with it.
+  """
+  def start_source(settings \\ "[]") do
+    """
+    Application.put_env(:dspex_native, :test_hooks, true)
+    import DSPex.Native.TestHelpers
+    alias DSPex.Native.Session
+    for {key, value} <- #{settings}, do: Application.put_env(:dspex_native, key, value)
+    {:ok, _} = Application.ensure_all_started(:dspex_native)
+    :ok = DSPex.Native.await_ready(60_000)
+    """
+  end
+
+  @doc "The rest of the line that starts with `label ` in a child BEAM's output."
+  def beam_line(output, label) do
+    case Regex.run(~r/^#{label} (.*)$/m, output) do
+      [_, value] -> value
+      nil -> raise ExUnit.AssertionError, message: "no #{label} line in:\n#{output}"
+    end
+  end
+
+  @doc """
   Test hook (needs `test_hooks: true`, set in config/config.exs for :test): runs Python
   `source` on a worker and returns `{:ok, value_of_result}` or `{:error, %Error{}}`.
   """
