@@ -109,14 +109,19 @@ defmodule DSPex.Native.ApplicationTest do
           busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
           true = eventually(fn -> spin_events("busy") == ["started"] end, 10_000)
           :ok = Application.stop(:dspex_native)
+          IO.puts("STATUS_STOPPED #{inspect(DSPex.Native.status())}")
           IO.puts("AFTER_STOP #{inspect(DSPex.Native.ping(:x))}")
           IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
           {:ok, _} = Application.ensure_all_started(:dspex_native)
+          IO.puts("STATUS_RESTARTED #{inspect(DSPex.Native.status())}")
           IO.puts("RESTARTED #{inspect(DSPex.Native.ping(:x))}")
           """,
         []
       )
 
+    # Stopped, it says so (calls would be refused), and ready again once started.
+    assert line(output, "STATUS_STOPPED") == ":idle"
+    assert line(output, "STATUS_RESTARTED") == ":ready"
     assert line(output, "AFTER_STOP") =~ "reason: :not_started"
     assert line(output, "AFTER_STOP") =~ "application is stopped"
     assert line(output, "BUSY") == ~s({:ok, "busy"})
