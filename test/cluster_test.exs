@@ -131,7 +131,13 @@ defmodule DSPex.Native.ClusterTest do
     {:ok, _} = Session.load_module(s, "slow", @slow)
     :ok = Session.create_program(s, "slow", module: {:custom, "Slow"})
     calls = for _ <- 1..3, do: Task.async(fn -> Session.execute(s, "slow", %{q: "x"}) end)
-    Process.sleep(300)
+
+    in_flight = fn ->
+      stats = :erpc.call(doomed, DSPex.Native.NIF, :pool_stats, [])
+      stats["workers_alive"] - stats["workers_idle"] >= 3
+    end
+
+    assert eventually(in_flight, 10_000)
     :ok = Peer.stop(doomed)
 
     for result <- Task.await_many(calls, 30_000) do

@@ -118,11 +118,6 @@ defmodule DSPex.Native.DeepTermsTest do
         []
       )
 
-    IO.puts(
-      :stderr,
-      output |> String.split("\n") |> Enum.map(&String.slice(&1, 0, 160)) |> Enum.join("\n")
-    )
-
     for kind <- ~w(list map tuple map_key) do
       assert beam_line(output, "IN #{kind}") == "true"
       assert beam_line(output, "OUT #{kind}") == "true"
@@ -175,7 +170,6 @@ defmodule DSPex.Native.DeepTermsTest do
         []
       )
 
-    IO.puts(:stderr, "PEEK #{beam_line(output, "GROWTH")}")
     assert beam_line(output, "EQUAL") == "true"
     # The term is 20 MB written out (200 copies of the key); it is copied a handful of
     # times on its way through Python and back. Error paths copied at every level took

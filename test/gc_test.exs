@@ -96,15 +96,17 @@ defmodule DSPex.Native.GCTest do
     baseline = counts()
     {:ok, agent} = Agent.start_link(fn -> nil end)
 
-    Task.async(fn ->
-      s = Session.open!(lm: dummy(%{"answer" => "kept"}))
-      :ok = Session.create_program(s, "p", signature: "q -> answer")
-      Agent.update(agent, fn _ -> s end)
-    end)
-    |> Task.await()
+    opener =
+      Task.async(fn ->
+        s = Session.open!(lm: dummy(%{"answer" => "kept"}))
+        :ok = Session.create_program(s, "p", signature: "q -> answer")
+        Agent.update(agent, fn _ -> s end)
+      end)
 
+    Task.await(opener)
     # The opener is gone, but the agent still holds the handle.
-    Process.sleep(50)
+    ref = Process.monitor(opener.pid)
+    assert_receive {:DOWN, ^ref, :process, _, _}
     kept = Agent.get(agent, & &1)
     assert {:ok, %{"answer" => "kept"}} = Session.execute(kept, "p", %{q: "?"})
     kept = nil

@@ -126,6 +126,29 @@ defmodule DSPex.Native.TestHelpers do
     """
   end
 
+  @doc """
+  Python source for a job that waits until the file `flag` exists (in bytecode, so an
+  asynchronous exception interrupts it), recording its events as `spin_source/2` does: a
+  busy worker that the test, not the clock, sets free.
+  """
+  def held_source(tag, flag) do
+    """
+    import os, sys, time, types
+    probe = sys.modules.setdefault("dspex_test_probe", types.ModuleType("dspex_test_probe"))
+    if not hasattr(probe, "events"):
+        probe.events = []
+    probe.events.append(("started", #{inspect(tag)}))
+    try:
+        while not os.path.exists(#{inspect(flag)}):
+            time.sleep(0.005)
+        probe.events.append(("finished", #{inspect(tag)}))
+    except BaseException as exc:
+        probe.events.append((type(exc).__name__, #{inspect(tag)}))
+        raise
+    result = "#{tag}"
+    """
+  end
+
   @doc "The `(event, tag)` pairs spin jobs recorded, for `tag`."
   def spin_events(tag) do
     {:ok, events} =

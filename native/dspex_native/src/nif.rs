@@ -456,6 +456,7 @@ fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put("releases_queued", s.releases_queued)?
         .map_put("sessions", s.sessions)?
         .map_put("jobs_done", s.jobs_done)?
+        .map_put("jobs_cancelled", s.jobs_cancelled)?
         .map_put("releases_done", s.releases_done)?;
     Ok(map)
 }

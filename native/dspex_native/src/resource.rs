@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::{Env, LocalPid, Monitor, Resource, Term};
 
+use dspex_runtime::job::GateState;
 use dspex_runtime::{Cancelled, Gate, SessionCell};
 
 pub struct SessionResource {
@@ -75,9 +76,13 @@ impl Resource for JobResource {}
 impl JobResource {
     /// Cancels the job; interrupts it if its Python code is running.
     pub fn cancel(&self) -> Cancelled {
+        let before = self.gate.state();
         let outcome = self.gate.cancel();
-        if outcome == (Cancelled::Stopped { was_running: true }) {
-            if let Some(pool) = dspex_runtime::pool() {
+        if let (Cancelled::Stopped { was_running }, Some(pool)) = (outcome, dspex_runtime::pool()) {
+            if matches!(before, GateState::Queued | GateState::Running) {
+                pool.cancelled();
+            }
+            if was_running {
                 pool.interrupt(self.gate.clone());
             }
         }

@@ -79,6 +79,8 @@ pub struct PoolStats {
     pub releases_queued: usize,
     pub sessions: usize,
     pub jobs_done: u64,
+    /// Jobs whose caller gave up (timed out or died) before they answered.
+    pub jobs_cancelled: u64,
     pub releases_done: u64,
 }
 
@@ -109,6 +111,7 @@ pub struct Pool {
     sessions: AtomicUsize,
     next_session_id: AtomicU64,
     jobs_done: AtomicU64,
+    jobs_cancelled: AtomicU64,
     releases_done: AtomicU64,
     /// `releases_done` when memory was last handed back to the OS.
     trimmed_at: AtomicU64,
@@ -146,6 +149,7 @@ impl Pool {
             sessions: AtomicUsize::new(0),
             next_session_id: AtomicU64::new(1),
             jobs_done: AtomicU64::new(0),
+            jobs_cancelled: AtomicU64::new(0),
             releases_done: AtomicU64::new(0),
             trimmed_at: AtomicU64::new(0),
         }
@@ -213,6 +217,11 @@ impl Pool {
         self.accepting.store(accepting, Ordering::Release);
     }
 
+    /// Counts a job its caller gave up on (see `jobs_cancelled`).
+    pub fn cancelled(&self) {
+        self.jobs_cancelled.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Asks the runtime's Python thread to interrupt a cancelled job that is running
     /// Python code. Never blocks and never takes the GIL here.
     pub fn interrupt(&self, gate: Arc<Gate>) {
@@ -270,6 +279,7 @@ impl Pool {
             releases_queued: self.releases_rx.len(),
             sessions: self.sessions.load(Ordering::Relaxed),
             jobs_done: self.jobs_done.load(Ordering::Relaxed),
+            jobs_cancelled: self.jobs_cancelled.load(Ordering::Relaxed),
             releases_done: self.releases_done.load(Ordering::Relaxed),
         }
     }
