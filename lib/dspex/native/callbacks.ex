@@ -12,6 +12,8 @@ defmodule DSPex.Native.Callbacks do
 
   alias DSPex.Native.NIF
 
+  @longest_timer 4_294_967_295
+
   @doc false
   # Runs `fun.(args)` for call back `id`, answering through the NIF; the keeper (started
   # when nil) is returned for the next call.
@@ -46,7 +48,10 @@ defmodule DSPex.Native.Callbacks do
     receive do
       {:run, id, fun, args, timeout_ms} ->
         {pid, ref} = spawn_monitor(fn -> answer(id, fun, args) end)
-        Process.send_after(self(), {:expired, ref}, timeout_ms)
+        # Longer than a timer can wait (49 days) is as good as never.
+        if timeout_ms <= @longest_timer,
+          do: Process.send_after(self(), {:expired, ref}, timeout_ms)
+
         keep(Map.put(running, ref, pid))
 
       {:expired, ref} ->
