@@ -43,7 +43,9 @@ defmodule DSPex.Native.CallbackLifetimeTest do
           @agent <>
           ~S"""
           parent = self()
-          hang = fn _ -> send(parent, {:tool, self()}); Process.sleep(:infinity) end
+          # Tools that say they started (to `whom`), then never return.
+          hang_to = fn whom -> fn _ -> send(whom, {:tool, self()}); Process.sleep(:infinity) end end
+          hang = hang_to.(parent)
           # One call first, so the count includes what the first call starts for good.
           {:ok, _} = Session.execute(agent.(fn _ -> "ok" end, []), "agent", %{q: "?"})
           :erlang.garbage_collect()
@@ -55,34 +57,41 @@ defmodule DSPex.Native.CallbackLifetimeTest do
                 # Python stops waiting for the tool (tool_timeout); the call goes on.
                 0 ->
                   s = agent.(hang, tool_timeout: 200)
-                  Task.async(fn -> Session.execute(s, "agent", %{q: "?"}, timeout: 30_000) end)
+                  Task.async(fn -> Session.execute(s, "agent", %{q: "?"}, timeout: :infinity) end)
 
-                # The call times out while the tool runs (it starts within milliseconds).
+                # The call times out while the tool runs. On a busy machine the deadline may
+                # pass before the tool starts: then try again with more time.
                 1 ->
-                  s = agent.(hang, tool_timeout: 60_000)
-                  Task.async(fn -> Session.execute(s, "agent", %{q: "?"}, timeout: 5_000) end)
+                  Task.async(fn ->
+                    while_running(
+                      fn timeout ->
+                        s = agent.(hang_to.(self()), tool_timeout: 600_000)
+                        result = Session.execute(s, "agent", %{q: "?"}, timeout: timeout)
+
+                        receive do
+                          {:tool, pid} -> send(parent, {:tool, pid}) && result
+                        after
+                          0 -> nil
+                        end
+                      end,
+                      [1_000, 5_000, 30_000]
+                    )
+                  end)
 
                 # The caller is killed while the tool runs.
                 2 ->
-                  s = agent.(hang, tool_timeout: 60_000)
-                  pid = spawn(fn -> Session.execute(s, "agent", %{q: "?"}, timeout: 60_000) end)
+                  s = agent.(hang, tool_timeout: 600_000)
+                  pid = spawn(fn -> Session.execute(s, "agent", %{q: "?"}, timeout: :infinity) end)
                   {:killed_later, pid}
               end
             end
 
-          tools =
-            for _ <- 1..30 do
-              receive do
-                {:tool, pid} -> pid
-              after
-                60_000 -> raise "a tool never started"
-              end
-            end
+          tools = for _ <- 1..30, do: receive(do: ({:tool, pid} -> pid))
 
           refs = Enum.map(tools, &Process.monitor/1)
 
           for {:killed_later, pid} <- calls, do: Process.exit(pid, :kill)
-          results = for %Task{} = t <- calls, do: Task.await(t, 60_000)
+          results = for %Task{} = t <- calls, do: Task.await(t, :infinity)
 
           IO.puts("RESULTS #{inspect(Enum.frequencies_by(results, fn
             {:ok, %{"answer" => "a"}} -> :answered

@@ -3,8 +3,8 @@ defmodule DSPex.Native.OutputBackpressureTest do
   # output (with a line saying how much), never the call, its deadline or its caller.
   use ExUnit.Case, async: true
 
-  import ExUnit.CaptureIO
-  import ExUnit.CaptureLog
+  import ExUnit.CaptureIO, only: [with_io: 1]
+  import ExUnit.CaptureLog, only: [with_log: 1]
   import DSPex.Native.TestHelpers
   alias DSPex.Native.{Error, Session}
 
@@ -36,6 +36,7 @@ defmodule DSPex.Native.OutputBackpressureTest do
 
   class LateWords(dspy.Module):
       def forward(self, tag):
+          probe.events.append(("started", tag))
           try:
               while True:
                   time.sleep(0.01)
@@ -122,10 +123,16 @@ defmodule DSPex.Native.OutputBackpressureTest do
        %{session: s, tmp_dir: tmp} do
     path = Path.join(tmp, "out.txt")
     {:ok, file} = File.open(path, [:write, :utf8])
-    tag = tag()
 
-    {result, left} =
-      with_leader(file, fn -> Session.execute(s, "Flood", %{tag: tag}, timeout: 500) end)
+    {tag, result, left} =
+      while_running(fn timeout ->
+        tag = tag()
+
+        {result, left} =
+          with_leader(file, fn -> Session.execute(s, "Flood", %{tag: tag}, timeout: timeout) end)
+
+        if started?(tag), do: {tag, result, left}
+      end)
 
     assert {:error, %Error{reason: :timeout}} = result
     assert left == []
@@ -184,23 +191,28 @@ defmodule DSPex.Native.OutputBackpressureTest do
   end
 
   test "after a timeout nothing the job prints or logs reaches the caller", %{session: s} do
-    tag = tag()
+    {log, {out, tag}} =
+      with_log(fn ->
+        with_io(fn ->
+          while_running(fn timeout ->
+            tag = tag()
 
-    log =
-      capture_log(fn ->
-        out =
-          capture_io(fn ->
             assert {:error, %Error{reason: :timeout}} =
-                     Session.execute(s, "LateWords", %{tag: tag}, timeout: 300)
+                     Session.execute(s, "LateWords", %{tag: tag}, timeout: timeout)
 
-            # The job ran its except and finally blocks after the cancel.
-            assert eventually(fn -> "finally" in spin_events(tag) end, 10_000)
-            assert mailbox() == []
+            if started?(tag) do
+              # The job ran its except and finally blocks after the cancel.
+              assert eventually(fn -> "finally" in spin_events(tag) end, 10_000)
+              assert mailbox() == []
+              tag
+            end
           end)
-
-        refute out =~ "printed in finally #{tag}"
+        end)
+        |> then(fn {tag, out} -> {out, tag} end)
       end)
+      |> then(fn {result, log} -> {log, result} end)
 
+    refute out =~ "printed in finally #{tag}"
     refute log =~ "logged in except #{tag}"
   end
 end

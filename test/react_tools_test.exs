@@ -97,7 +97,7 @@ defmodule DSPex.Native.ReactToolsTest do
 
   test "a tool that does not answer in time is a tool error, not a hang" do
     s =
-      agent(agent_lm("Slowtown", "late"), weather_tool(fn _ -> Process.sleep(5_000) end),
+      agent(agent_lm("Slowtown", "late"), weather_tool(fn _ -> Process.sleep(:infinity) end),
         tool_timeout: 200
       )
 

@@ -112,7 +112,7 @@ defmodule DSPex.Native.StressTest do
 
     stats = DSPex.Native.stats(gc: true)
 
-    assert eventually(fn -> counts() == baseline end, 5_000),
+    assert eventually(fn -> counts() == baseline end, 30_000),
            "left: #{inspect(counts())}, was #{inspect(baseline)}"
 
     assert stats.queued == 0

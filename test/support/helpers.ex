@@ -1,8 +1,11 @@
 defmodule DSPex.Native.TestHelpers do
   @moduledoc false
 
-  @doc "Polls `fun` until it returns a truthy value or `timeout` ms pass; returns the last value."
-  def eventually(fun, timeout \\ 1_000, interval \\ 10) do
+  @doc """
+  Polls `fun` until it returns a truthy value or `timeout` ms pass; returns the last value.
+  The deadline only bounds a failing test: a passing one returns as soon as `fun` does.
+  """
+  def eventually(fun, timeout \\ 10_000, interval \\ 10) do
     deadline = System.monotonic_time(:millisecond) + timeout
     poll(fun, deadline, interval)
   end
@@ -148,6 +151,25 @@ defmodule DSPex.Native.TestHelpers do
     result = "#{tag}"
     """
   end
+
+  @doc """
+  For a test whose deadline must fall while its job runs: on a busy machine a job may still
+  be queued when a short deadline passes (it is then dropped, never started). Calls
+  `attempt.(timeout)` with longer and longer timeouts until it returns something other
+  than `nil` (which means "my job never started": try again), and returns that.
+  """
+  def while_running(attempt, timeouts \\ [300, 2_000, 10_000, 30_000]) do
+    Enum.find_value(timeouts, attempt) ||
+      raise ExUnit.AssertionError,
+        message: "the job never started, even with #{List.last(timeouts)} ms"
+  end
+
+  @doc """
+  Whether the job that records its events under `tag` started (`spin_source/2`,
+  `held_source/2`, or Python that appends `("started", tag)` to `dspex_test_probe.events`).
+  A job that started before its deadline recorded it at once; one still queued never will.
+  """
+  def started?(tag), do: eventually(fn -> "started" in spin_events(tag) end, 2_000)
 
   @doc "The `(event, tag)` pairs spin jobs recorded, for `tag`."
   def spin_events(tag) do
