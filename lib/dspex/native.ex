@@ -43,7 +43,7 @@ defmodule DSPex.Native do
   @doc """
   Where the runtime is: `:starting` while Python boots and imports DSPy, `:ready`,
   `{:failed, message}` if Python could not start (every call then returns `:not_started`),
-  or `:idle` if the application was never started.
+  or `:idle` if the application is not running (never started, or stopped).
 
   ## Examples
 

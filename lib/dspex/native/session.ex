@@ -261,11 +261,11 @@ defmodule DSPex.Native.Session do
   `%{name: "weather", description: "...", args: [city: :string], fun: fn args -> ... end}`
   (argument types as for signature fields, or `[type: t, desc: "..."]`); `fun` gets a map
   of the arguments the LM chose (string keys) and returns any term with a Python form. When
-  DSPy calls a tool, the function runs in a process of its own on the caller's behalf while
-  the Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
-  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM.
-  `:max_iters` (default 10) passes through. Tools with the same name in two sessions are
-  two different functions.
+  DSPy calls a tool, the function runs in a process of its own, tied to the call, while the
+  Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
+  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM,
+  and the process is killed once nobody waits for it. `:max_iters` (default 10) passes
+  through. A tool is its own function wherever its name is used; it is freed with its program.
 
   ## Examples
 
