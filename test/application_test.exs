@@ -35,22 +35,30 @@ defmodule DSPex.Native.ApplicationTest do
     end
   end
 
-  test "past the queue bound calls are :overloaded at once; releases still happen" do
+  # Sets `flag`: the file whose creation sets a held job (held_source/2) free.
+  defp flag(tmp), do: "flag = #{inspect(Path.join(tmp, "go"))}\n"
+
+  @tag :tmp_dir
+  test "past the queue bound calls are :overloaded at once; releases still happen", %{
+    tmp_dir: tmp
+  } do
     output =
       run_beam(
         @prelude <>
+          flag(tmp) <>
           ~S"""
           start.(workers: 1, max_workers: 1, queue_size: 3)
           s = Session.open!(name: "dropped while full")
           :ok = Session.create_program(s, "p", signature: "q -> a")
           IO.puts("BEFORE #{DSPex.Native.stats().sessions}")
-          busy = Task.async(fn -> test_eval(spin_source("busy", 2), 20_000) end)
+          busy = Task.async(fn -> test_eval(held_source("busy", flag), 60_000) end)
           true = busy?.()
-          queued = for i <- 1..3, do: Task.async(fn -> DSPex.Native.ping(i, 20_000) end)
-          Process.sleep(200)
+          queued = for i <- 1..3, do: Task.async(fn -> DSPex.Native.ping(i, 60_000) end)
+          true = eventually(fn -> DSPex.Native.NIF.pool_stats()["queued"] == 3 end, 10_000)
           IO.puts("OVER #{inspect(DSPex.Native.ping(:over, 1_000))}")
           # The queue is full; closing must still free the session's Python objects.
           :ok = Session.close(s)
+          File.write!(flag, "")
           IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
           IO.puts("QUEUED #{inspect(Task.await_many(queued, 20_000))}")
           IO.puts("AFTER #{DSPex.Native.stats().sessions}")
@@ -66,29 +74,27 @@ defmodule DSPex.Native.ApplicationTest do
     assert line(output, "AFTER") == "0"
   end
 
-  test "a queued job whose caller timed out or died never runs" do
+  @tag :tmp_dir
+  test "a queued job whose caller timed out or died never runs", %{tmp_dir: tmp} do
     output =
       run_beam(
         @prelude <>
+          flag(tmp) <>
           ~S"""
           start.(workers: 1, max_workers: 1)
-          # Long enough to outlast the steps below even on a loaded machine.
-          busy = Task.async(fn -> test_eval(spin_source("busy", 4), 20_000) end)
+          # The only worker is busy until the flag is set, however slow this machine is.
+          busy = Task.async(fn -> test_eval(held_source("busy", flag), 60_000) end)
           true = busy?.()
           # Queued behind the busy worker: one caller times out, one dies.
           IO.puts("TIMED_OUT #{inspect(test_eval(spin_source("timed_out", 0), 100))}")
-          parent = self()
-
-          dying =
-            spawn(fn ->
-              send(parent, :submitting)
-              test_eval(spin_source("died", 0), :infinity)
-            end)
-
-          receive do: (:submitting -> Process.sleep(50))
+          dying = spawn(fn -> test_eval(spin_source("died", 0), :infinity) end)
+          true = eventually(fn -> DSPex.Native.NIF.pool_stats()["queued"] == 2 end, 10_000)
           ref = Process.monitor(dying)
           Process.exit(dying, :kill)
           receive do: ({:DOWN, ^ref, _, _, _} -> :ok)
+          # The dead caller's job is cancelled as its handle is freed with the process.
+          true = eventually(fn -> DSPex.Native.NIF.pool_stats()["jobs_cancelled"] == 2 end, 10_000)
+          File.write!(flag, "")
           IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
           IO.puts("RAN #{inspect(timed_out: spin_events("timed_out"), died: spin_events("died"))}")
           """,
@@ -100,23 +106,33 @@ defmodule DSPex.Native.ApplicationTest do
     assert line(output, "RAN") == "[timed_out: [], died: []]"
   end
 
-  test "Application.stop returns at once, running jobs still answer, start serves again" do
+  @tag :tmp_dir
+  test "Application.stop returns at once, running jobs still answer, start serves again", %{
+    tmp_dir: tmp
+  } do
     output =
       run_beam(
         @prelude <>
+          flag(tmp) <>
           ~S"""
           start.([])
-          busy = Task.async(fn -> test_eval(spin_source("busy", 1), 20_000) end)
+          busy = Task.async(fn -> test_eval(held_source("busy", flag), 60_000) end)
           true = eventually(fn -> spin_events("busy") == ["started"] end, 10_000)
           :ok = Application.stop(:dspex_native)
+          IO.puts("STATUS_STOPPED #{inspect(DSPex.Native.status())}")
           IO.puts("AFTER_STOP #{inspect(DSPex.Native.ping(:x))}")
+          File.write!(flag, "")
           IO.puts("BUSY #{inspect(Task.await(busy, 20_000))}")
           {:ok, _} = Application.ensure_all_started(:dspex_native)
+          IO.puts("STATUS_RESTARTED #{inspect(DSPex.Native.status())}")
           IO.puts("RESTARTED #{inspect(DSPex.Native.ping(:x))}")
           """,
         []
       )
 
+    # Stopped, it says so (calls would be refused), and ready again once started.
+    assert line(output, "STATUS_STOPPED") == ":idle"
+    assert line(output, "STATUS_RESTARTED") == ":ready"
     assert line(output, "AFTER_STOP") =~ "reason: :not_started"
     assert line(output, "AFTER_STOP") =~ "application is stopped"
     assert line(output, "BUSY") == ~s({:ok, "busy"})
@@ -130,7 +146,8 @@ defmodule DSPex.Native.ApplicationTest do
           ~S"""
           start.([])
           for n <- 1..4, do: spawn(fn -> test_eval(spin_source("halt#{n}", 60), :infinity) end)
-          Process.sleep(300)
+          started = fn -> Enum.all?(1..4, &(spin_events("halt#{&1}") == ["started"])) end
+          true = eventually(started, 10_000)
           IO.puts("HALTING")
           System.halt(0)
           """,

@@ -2,7 +2,14 @@ defmodule DSPex.Native.CompileTest do
   # Optimisation against the user's own data and metric, offline with DummyLM.
   use ExUnit.Case, async: true
 
+  import ExUnit.CaptureIO, only: [with_io: 1, with_io: 2]
   alias DSPex.Native.{Error, Session}
+
+  # DSPy shows its progress while it compiles (stdout and stderr): caught, not shown.
+  defp quietly(fun) do
+    {{result, _out}, _err} = with_io(:stderr, fn -> with_io(fun) end)
+    result
+  end
 
   # Answers 2+2 right and 3+3 wrong, so a metric can tell runs apart.
   defp session do
@@ -37,11 +44,13 @@ defmodule DSPex.Native.CompileTest do
     end
 
     assert {:ok, %{id: "qa", demos: 1}} =
-             Session.compile(s, "qa", @trainset,
-               optimizer: :bootstrap_few_shot,
-               metric: metric,
-               max_labeled_demos: 0
-             )
+             quietly(fn ->
+               Session.compile(s, "qa", @trainset,
+                 optimizer: :bootstrap_few_shot,
+                 metric: metric,
+                 max_labeled_demos: 0
+               )
+             end)
 
     assert_received {:metric, "2+2?", "4", pid}
     assert_received {:metric, "3+3?", "7", _}
@@ -54,11 +63,13 @@ defmodule DSPex.Native.CompileTest do
     metric = fn _, _ -> raise "metric exploded" end
 
     result =
-      Session.compile(s, "qa", @trainset,
-        optimizer: :bootstrap_few_shot,
-        metric: metric,
-        max_errors: 1
-      )
+      quietly(fn ->
+        Session.compile(s, "qa", @trainset,
+          optimizer: :bootstrap_few_shot,
+          metric: metric,
+          max_errors: 1
+        )
+      end)
 
     assert {:error, %Error{reason: :python_error, message: m}} = result
     assert m =~ "metric exploded"

@@ -22,7 +22,7 @@ defmodule DSPex.Native.HostileInputTest do
       6 -> (:rand.uniform() - 0.5) * :math.pow(10, :rand.uniform(300))
       7 -> Enum.random([0.0, -0.0, 1.0e-308, 1.7976931348623157e308])
       8 -> string()
-      9 -> Enum.random([:ok, :error, :"with space", :über, :"Elixir.Some.Module"])
+      9 -> Enum.random([:ok, :error, :"with space", :über, :"Elixir.Some.Module", :"héllo_🙂"])
       10 -> ""
       11 -> String.duplicate("x", :rand.uniform(2_000))
     end
@@ -173,6 +173,16 @@ defmodule DSPex.Native.HostileInputTest do
     assert {:ok, back} = DSPex.Native.ping(many, 120_000)
     assert map_size(back) == 1_000_000
     assert back == many
+  end
+
+  test "atoms round-trip whatever their characters, also as map keys and from Python" do
+    for atom <- [:héllo_ß, :"héllo_🙂", :日本語, :"🙂", String.to_atom(String.duplicate("🙂", 255))] do
+      assert DSPex.Native.ping(atom) == {:ok, atom}
+      assert DSPex.Native.ping(%{atom => [atom]}) == {:ok, %{atom => [atom]}}
+    end
+
+    assert {:ok, :"made_in_python_🐍"} =
+             test_eval("import dspex_bridge\nresult = dspex_bridge.Atom('made_in_python_🐍')")
   end
 
   test "structs, charlists and nested tuples survive as plain terms" do

@@ -115,6 +115,36 @@ defmodule DSPex.Native.LifecycleTest do
     assert msg =~ "no LM"
   end
 
+  test "a custom module needs an LM only if it calls one" do
+    s = Session.open!()
+
+    {:ok, ["Asks", "Echo"]} =
+      Session.load_module(s, "m", """
+      import dspy
+
+      class Echo(dspy.Module):
+          def forward(self, text):
+              return dspy.Prediction(echo=text.upper())
+
+      class Asks(dspy.Module):
+          def __init__(self):
+              super().__init__()
+              self.predict = dspy.Predict("text -> reply")
+
+          def forward(self, text):
+              return self.predict(text=text)
+      """)
+
+    :ok = Session.create_program(s, "echo", module: {:custom, "Echo"})
+    :ok = Session.create_program(s, "asks", module: {:custom, "Asks"})
+    assert {:ok, %{"echo" => "HI"}} = Session.execute(s, "echo", %{text: "hi"})
+
+    assert {:error, %Error{reason: :no_lm, message: msg}} =
+             Session.execute(s, "asks", %{text: "hi"})
+
+    assert msg =~ "program 'asks' called an LM"
+  end
+
   test "bang variants raise DSPex.Native.Error", %{session: s} do
     assert %{"answer" => "ok"} = Session.execute!(s, "p", %{question: "?"})
     assert_raise Error, ~r/not_found/, fn -> Session.execute!(s, "missing", %{question: "?"}) end

@@ -3,8 +3,8 @@ defmodule DSPex.Native.PythonOutputTest do
   # ExUnit's capture helpers catch them, instead of going to the raw file descriptors.
   use ExUnit.Case, async: true
 
-  import ExUnit.CaptureIO
-  import ExUnit.CaptureLog
+  import ExUnit.CaptureIO, only: [with_io: 1, with_io: 2]
+  import ExUnit.CaptureLog, only: [with_log: 2]
   import DSPex.Native.TestHelpers
   alias DSPex.Native.Session
 
@@ -31,26 +31,28 @@ defmodule DSPex.Native.PythonOutputTest do
     %{session: s}
   end
 
-  test "print and stdout writes go to the caller's group leader", %{session: s} do
-    out =
-      capture_io(fn ->
-        assert {:ok, %{"reply" => "ok"}} = Session.execute(s, "c", %{text: "hello"})
-      end)
+  # Runs `fun` with its stdout, stderr and log captured: `{result, out, err, log}`.
+  defp captured(fun) do
+    with_log([metadata: [:session, :python_logger]], fn ->
+      with_io(:stderr, fn -> with_io(fun) end)
+    end)
+    |> then(fn {{{result, out}, err}, log} -> {result, out, err, log} end)
+  end
 
+  test "print and stdout writes go to the caller's group leader", %{session: s} do
+    {result, out, _err, _log} = captured(fn -> Session.execute(s, "c", %{text: "hello"}) end)
+    assert {:ok, %{"reply" => "ok"}} = result
     assert out =~ "printing hello"
   end
 
   test "stderr writes go to the caller's standard error", %{session: s} do
-    err = capture_io(:stderr, fn -> {:ok, _} = Session.execute(s, "c", %{text: "there"}) end)
+    {{:ok, _}, out, err, _log} = captured(fn -> Session.execute(s, "c", %{text: "there"}) end)
     assert err =~ "to stderr there"
+    refute out =~ "to stderr"
   end
 
   test "logging records reach Logger with the session in the metadata", %{session: s} do
-    log =
-      capture_log([metadata: [:session, :python_logger]], fn ->
-        {:ok, _} = Session.execute(s, "c", %{text: "you"})
-      end)
-
+    {{:ok, _}, _out, _err, log} = captured(fn -> Session.execute(s, "c", %{text: "you"}) end)
     assert log =~ "warned about you"
     assert log =~ "session=#{s.id}"
     assert log =~ "python_logger=chatty"
@@ -64,7 +66,7 @@ defmodule DSPex.Native.PythonOutputTest do
         s = Session.open!(lm: dummy(%{"reply" => "ok"}))
         {:ok, _} = Session.load_module(s, "chatty", @chatty)
         :ok = Session.create_program(s, "c", module: {:custom, "Chatty"})
-        out = capture_io(fn -> Session.execute(s, "c", %{text: who}) end)
+        {_, out, _err, _log} = captured(fn -> Session.execute(s, "c", %{text: who}) end)
         send(parent, {who, out})
       end)
     end

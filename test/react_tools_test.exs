@@ -2,6 +2,7 @@ defmodule DSPex.Native.ReactToolsTest do
   # ReAct agents whose tools are Elixir functions, called back from the Python worker.
   use ExUnit.Case, async: true
 
+  import DSPex.Native.TestHelpers, only: [mailbox: 0]
   alias DSPex.Native.Session
 
   # DummyLM plays the agent: call `weather` for `city`, then finish, then answer.
@@ -96,7 +97,7 @@ defmodule DSPex.Native.ReactToolsTest do
 
   test "a tool that does not answer in time is a tool error, not a hang" do
     s =
-      agent(agent_lm("Slowtown", "late"), weather_tool(fn _ -> Process.sleep(5_000) end),
+      agent(agent_lm("Slowtown", "late"), weather_tool(fn _ -> Process.sleep(:infinity) end),
         tool_timeout: 200
       )
 
@@ -104,6 +105,71 @@ defmodule DSPex.Native.ReactToolsTest do
              Session.execute(s, "agent", %{question: "?"})
 
     assert inspect(t) =~ "did not answer within"
+  end
+
+  test "tools cannot be mistaken for each other: x's tool \"y/z\" and x/y's tool \"z\"" do
+    parent = self()
+
+    calls = fn tool ->
+      [
+        %{"next_thought" => "t", "next_tool_name" => tool, "next_tool_args" => %{}},
+        %{"next_thought" => "d", "next_tool_name" => "finish", "next_tool_args" => %{}},
+        %{"reasoning" => "r", "answer" => tool}
+      ]
+    end
+
+    s = Session.open!(lm: {:dummy, calls.("y/z") ++ calls.("z")})
+
+    for {program, name} <- [{"x", "y/z"}, {"x/y", "z"}] do
+      fun = fn _ ->
+        send(parent, {:ran, program})
+        "from #{program}"
+      end
+
+      :ok =
+        Session.create_program(s, program,
+          signature: "question -> answer",
+          module: :react,
+          tools: [%{name: name, description: "a tool", args: [], fun: fun}],
+          max_iters: 3
+        )
+    end
+
+    assert {:ok, %{"trajectory" => %{"observation_0" => "from x"}}} =
+             Session.execute(s, "x", %{question: "?"})
+
+    assert {:ok, %{"trajectory" => %{"observation_0" => "from x/y"}}} =
+             Session.execute(s, "x/y", %{question: "?"})
+
+    assert_received {:ran, "x"}
+    assert_received {:ran, "x/y"}
+  end
+
+  test "a caller that traps exits gets no message from the processes its tools ran in" do
+    parent = self()
+
+    s =
+      agent(
+        agent_lm("Nowhere", "gone"),
+        weather_tool(fn _ ->
+          send(parent, {:tool, self()})
+          exit(:tool_gave_up)
+        end)
+      )
+
+    caller =
+      spawn(fn ->
+        Process.flag(:trap_exit, true)
+        result = Session.execute(s, "agent", %{question: "?"})
+        receive do: (:check -> send(parent, {:caller, result, mailbox()}))
+      end)
+
+    assert_receive {:tool, tool}
+    ref = Process.monitor(tool)
+    assert_receive {:DOWN, ^ref, :process, ^tool, _}, 10_000
+    send(caller, :check)
+    assert_receive {:caller, {:ok, %{"answer" => "gone", "trajectory" => t}}, []}, 30_000
+    assert inspect(t) =~ "tool_gave_up"
   end
 
   test "bad tool specs are :invalid_argument" do

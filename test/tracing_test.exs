@@ -12,8 +12,9 @@ defmodule DSPex.Native.TracingTest do
   :ok = DSPex.Native.Session.create_program(s, "p", signature: "q -> answer")
   {:ok, _} = DSPex.Native.Session.execute(s, "p", %{q: "?"})
   :ok = DSPex.Native.Session.close(s)
-  # Let the release run before the BEAM exits.
-  Process.sleep(300)
+  # The release is counted after it is traced.
+  released = fn -> DSPex.Native.NIF.pool_stats()["releases_done"] >= 1 end
+  true = DSPex.Native.TestHelpers.eventually(released, 30_000)
   IO.puts("DONE")
   """
 

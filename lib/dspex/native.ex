@@ -34,7 +34,8 @@ defmodule DSPex.Native do
           queued: non_neg_integer(),
           releases_queued: non_neg_integer(),
           handles: non_neg_integer(),
-          jobs_done: non_neg_integer()
+          jobs_done: non_neg_integer(),
+          jobs_cancelled: non_neg_integer()
         }
 
   @type status :: :idle | :starting | :ready | {:failed, String.t()}
@@ -42,7 +43,7 @@ defmodule DSPex.Native do
   @doc """
   Where the runtime is: `:starting` while Python boots and imports DSPy, `:ready`,
   `{:failed, message}` if Python could not start (every call then returns `:not_started`),
-  or `:idle` if the application was never started.
+  or `:idle` if the application is not running (never started, or stopped).
 
   ## Examples
 
@@ -82,7 +83,8 @@ defmodule DSPex.Native do
     collected, plus any held by queued or running jobs);
   * `:workers` (kept ready), `:max_workers`, `:workers_alive` (now, including threads
     the pool added while calls waited), `:workers_idle`, `:queued` (jobs waiting), `:releases_queued` (collected
-    sessions waiting to be freed), `:jobs_done`;
+    sessions waiting to be freed), `:jobs_done`, `:jobs_cancelled` (given up on by their
+    callers: timed out, or the caller died);
   * `:status`, as `status/0`.
 
   Options: `gc: true` runs Python's cycle collector first (costs ~15 ms of GIL time),
@@ -120,7 +122,8 @@ defmodule DSPex.Native do
       workers_idle: Map.get(pool, "workers_idle", 0),
       queued: Map.get(pool, "queued", 0),
       releases_queued: Map.get(pool, "releases_queued", 0),
-      jobs_done: Map.get(pool, "jobs_done", 0)
+      jobs_done: Map.get(pool, "jobs_done", 0),
+      jobs_cancelled: Map.get(pool, "jobs_cancelled", 0)
     }
   end
 

@@ -1,8 +1,11 @@
 defmodule DSPex.Native.TestHelpers do
   @moduledoc false
 
-  @doc "Polls `fun` until it returns a truthy value or `timeout` ms pass; returns the last value."
-  def eventually(fun, timeout \\ 1_000, interval \\ 10) do
+  @doc """
+  Polls `fun` until it returns a truthy value or `timeout` ms pass; returns the last value.
+  The deadline only bounds a failing test: a passing one returns as soon as `fun` does.
+  """
+  def eventually(fun, timeout \\ 10_000, interval \\ 10) do
     deadline = System.monotonic_time(:millisecond) + timeout
     poll(fun, deadline, interval)
   end
@@ -72,6 +75,30 @@ defmodule DSPex.Native.TestHelpers do
   end
 
   @doc """
+  Elixir source that starts the application in a BEAM of its own (see `run_beam/3`) with
+  the test hooks and `settings`, and waits for Python. `import DSPex.Native.TestHelpers`
+  and `alias DSPex.Native.Session` come with it.
+  """
+  def start_source(settings \\ "[]") do
+    """
+    Application.put_env(:dspex_native, :test_hooks, true)
+    import DSPex.Native.TestHelpers
+    alias DSPex.Native.Session
+    for {key, value} <- #{settings}, do: Application.put_env(:dspex_native, key, value)
+    {:ok, _} = Application.ensure_all_started(:dspex_native)
+    :ok = DSPex.Native.await_ready(60_000)
+    """
+  end
+
+  @doc "The rest of the line that starts with `label ` in a child BEAM's output."
+  def beam_line(output, label) do
+    case Regex.run(~r/^#{label} (.*)$/m, output) do
+      [_, value] -> value
+      nil -> raise ExUnit.AssertionError, message: "no #{label} line in:\n#{output}"
+    end
+  end
+
+  @doc """
   Test hook (needs `test_hooks: true`, set in config/config.exs for :test): runs Python
   `source` on a worker and returns `{:ok, value_of_result}` or `{:error, %Error{}}`.
   """
@@ -101,6 +128,48 @@ defmodule DSPex.Native.TestHelpers do
     result = "#{tag}"
     """
   end
+
+  @doc """
+  Python source for a job that waits until the file `flag` exists (in bytecode, so an
+  asynchronous exception interrupts it), recording its events as `spin_source/2` does: a
+  busy worker that the test, not the clock, sets free.
+  """
+  def held_source(tag, flag) do
+    """
+    import os, sys, time, types
+    probe = sys.modules.setdefault("dspex_test_probe", types.ModuleType("dspex_test_probe"))
+    if not hasattr(probe, "events"):
+        probe.events = []
+    probe.events.append(("started", #{inspect(tag)}))
+    try:
+        while not os.path.exists(#{inspect(flag)}):
+            time.sleep(0.005)
+        probe.events.append(("finished", #{inspect(tag)}))
+    except BaseException as exc:
+        probe.events.append((type(exc).__name__, #{inspect(tag)}))
+        raise
+    result = "#{tag}"
+    """
+  end
+
+  @doc """
+  For a test whose deadline must fall while its job runs: on a busy machine a job may still
+  be queued when a short deadline passes (it is then dropped, never started). Calls
+  `attempt.(timeout)` with longer and longer timeouts until it returns something other
+  than `nil` (which means "my job never started": try again), and returns that.
+  """
+  def while_running(attempt, timeouts \\ [300, 2_000, 10_000, 30_000]) do
+    Enum.find_value(timeouts, attempt) ||
+      raise ExUnit.AssertionError,
+        message: "the job never started, even with #{List.last(timeouts)} ms"
+  end
+
+  @doc """
+  Whether the job that records its events under `tag` started (`spin_source/2`,
+  `held_source/2`, or Python that appends `("started", tag)` to `dspex_test_probe.events`).
+  A job that started before its deadline recorded it at once; one still queued never will.
+  """
+  def started?(tag), do: eventually(fn -> "started" in spin_events(tag) end, 2_000)
 
   @doc "The `(event, tag)` pairs spin jobs recorded, for `tag`."
   def spin_events(tag) do

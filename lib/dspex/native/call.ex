@@ -1,108 +1,124 @@
 defmodule DSPex.Native.Call do
   @moduledoc false
-  # Queue a job and wait for its answer, with a timeout that cancels.
+  # Queue a job and wait for its answer, with a deadline that cancels.
   #
-  # The NIF returns a job handle at once; a worker later sends `{tag, answer}`. On timeout
-  # the job is cancelled through its gate: either it will never answer (queued, or its
-  # late answer is dropped), or the answer is already in our mailbox and is taken.
-  # Either way no stray message is left behind.
+  # The NIF returns a job handle at once; a worker later sends `{tag, answer}`, and while
+  # the job runs, the messages `dspex_runtime::callbacks::Outbound` declares:
+  # `{tag, {:output, payload}}` (Python's prints and log records) and
+  # `{tag, {:callback, id, request, timeout_ms}}` (run an Elixir tool or metric). All of them
+  # pass the job's gate. The deadline is computed once and checked before every receive, so
+  # no stream of messages can hold the call past it. On the deadline the job is cancelled
+  # through its gate: either it will never send anything again (queued, or running and
+  # interrupted), or its answer is already in our mailbox and is taken. Either way, once
+  # the call returns, every `{tag, _}` message has been taken and no more can come: the tag
+  # is an alias (for the output sink's reports), deactivated before the final flush.
 
-  require Logger
-  alias DSPex.Native.{Error, NIF}
+  alias DSPex.Native.{Callbacks, Error, NIF, Output}
+
+  defstruct [:tag, :job, :deadline, :timeout, :output, keeper: nil]
 
   @doc false
   # `submit.(tag, dirty?)` queues the job through the normal NIF, or its dirty-scheduler twin
-  # when the normal one found the arguments too big (`:dirty`).
-  #
-  # `callbacks` maps keys to the Elixir functions Python may call while the job runs
-  # (ReAct tools, metrics): each call runs in a process of its own, on the caller's behalf.
-  def run(submit, timeout, callbacks \\ %{}, metadata \\ []) do
-    tag = make_ref()
-    deadline = if timeout == :infinity, do: :infinity, else: {now() + timeout, timeout}
+  # when the normal one found the arguments too big (`:dirty`). `metadata` goes with the
+  # log records Python emits during the job.
+  def run(submit, timeout, metadata \\ []) do
+    tag = :erlang.alias()
+    deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
+    call = %__MODULE__{tag: tag, deadline: deadline, timeout: timeout}
 
-    case safe(fn -> with(:dirty <- submit.(tag, false), do: submit.(tag, true)) end) do
-      {:ok, job} ->
-        await(tag, job, deadline, {callbacks, metadata})
+    try do
+      case safe(fn -> with(:dirty <- submit.(tag, false), do: submit.(tag, true)) end) do
+        {:ok, job} ->
+          await(%{call | job: job, output: Output.new(tag, metadata)})
 
-      {:ok, resource, job} ->
-        with {:ok, _} <- await(tag, job, deadline, {callbacks, metadata}), do: {:ok, resource}
+        {:ok, resource, job} ->
+          with {:ok, _} <- await(%{call | job: job, output: Output.new(tag, metadata)}),
+               do: {:ok, resource}
 
-      {:error, error} ->
-        {:error, Error.from_native(error)}
+        {:error, error} ->
+          {:error, Error.from_native(error)}
+      end
+    after
+      :erlang.unalias(tag)
+      flush(tag)
     end
   end
 
   defp now, do: System.monotonic_time(:millisecond)
 
-  # `callbacks` here is `{functions_by_key, logger_metadata}`.
-  defp await(tag, job, deadline, callbacks) do
-    left = if deadline == :infinity, do: :infinity, else: max(elem(deadline, 0) - now(), 0)
+  defp left(:infinity), do: :infinity
+  defp left(deadline), do: max(deadline - now(), 0)
 
-    receive do
-      {^tag, {:callback, 0, notification}} ->
-        notify(notification, elem(callbacks, 1))
-        await(tag, job, deadline, callbacks)
+  defp await(%{tag: tag} = call) do
+    case left(call.deadline) do
+      0 ->
+        give_up(call)
 
-      {^tag, {:callback, id, request}} ->
-        call_back(id, request, elem(callbacks, 0))
-        await(tag, job, deadline, callbacks)
-
-      {^tag, answer} ->
-        unwrap(answer)
-    after
       left ->
-        case NIF.job_cancel(job) do
-          :sent -> receive(do: ({^tag, answer} -> unwrap(answer)))
-          _stopped -> {:error, Error.new(:timeout, "no answer within #{elem(deadline, 1)} ms")}
+        receive do
+          {^tag, {:output, payload}} ->
+            await(%{call | output: Output.handle(payload, call.output)})
+
+          {^tag, {:callback, id, request, timeout_ms}} ->
+            await(call_back(call, id, request, timeout_ms))
+
+          {^tag, {:ok, _} = answer} ->
+            finish(call, unwrap(answer))
+
+          {^tag, {:error, _} = answer} ->
+            finish(call, unwrap(answer))
+
+          {^tag, report} ->
+            await(%{call | output: Output.report(report, call.output)})
+        after
+          left -> give_up(call)
         end
     end
   end
 
-  # Python's output during the call: printed text to this process's group leader (iex shows
-  # it, capture_io catches it), log records to Logger with the session in the metadata.
-  defp notify(%{"kind" => "output", "stream" => "stderr", "text" => text}, _meta),
-    do: IO.write(:standard_error, text)
-
-  defp notify(%{"kind" => "output", "text" => text}, _meta), do: IO.write(text)
-
-  defp notify(
-         %{"kind" => "log", "level" => level, "logger" => logger, "message" => message},
-         meta
-       ) do
-    Logger.log(logger_level(level), message, [python_logger: logger] ++ meta)
-  end
-
-  defp notify(_other, _meta), do: :ok
-
-  defp logger_level(level) when level in ["CRITICAL", "FATAL"], do: :critical
-  defp logger_level("ERROR"), do: :error
-  defp logger_level(level) when level in ["WARNING", "WARN"], do: :warning
-  defp logger_level("INFO"), do: :info
-  defp logger_level(_), do: :debug
-
-  # Runs the requested function in a process of its own (an exception or exit there is an
-  # error for Python, never a crash here) and answers through the NIF.
-  defp call_back(id, %{"key" => key, "args" => args}, callbacks) do
-    fun = Map.get(callbacks, key)
-
-    spawn(fn ->
-      answer =
-        try do
-          if is_function(fun, 1),
-            do: {:ok, fun.(args)},
-            else: {:error, "no Elixir function registered as #{inspect(key)}"}
-        rescue
-          e -> {:error, Exception.format(:error, e, __STACKTRACE__)}
-        catch
-          kind, reason -> {:error, Exception.format(kind, reason, __STACKTRACE__)}
+  defp give_up(%{tag: tag} = call) do
+    case NIF.job_cancel(call.job) do
+      :sent ->
+        # Delivered under the gate before our cancel: it is in the mailbox, maybe behind
+        # other messages of the job, which the final flush takes.
+        receive do
+          {^tag, {:ok, _} = answer} -> finish(call, unwrap(answer))
+          {^tag, {:error, _} = answer} -> finish(call, unwrap(answer))
+        after
+          # Cannot happen (the gate delivered it); a guard against a hang all the same.
+          5_000 ->
+            finish(call, {:error, Error.new(:internal_error, "a delivered answer was lost")})
         end
 
-      with :dirty <- NIF.callback_reply(id, answer), do: NIF.callback_reply_dirty(id, answer)
-    end)
+      _stopped ->
+        finish(call, {:error, Error.new(:timeout, "no answer within #{call.timeout} ms")})
+    end
   end
 
-  defp call_back(id, _request, _callbacks),
-    do: NIF.callback_reply(id, {:error, "malformed callback request"})
+  defp finish(call, result) do
+    Callbacks.stop(call.keeper)
+    Output.finish(call.output)
+    result
+  end
+
+  # Every message of this call still in the mailbox (after the job's gate is closed and
+  # the alias deactivated, no more can come).
+  defp flush(tag) do
+    receive do
+      {^tag, _} -> flush(tag)
+    after
+      0 -> :ok
+    end
+  end
+
+  defp call_back(call, id, %{"key" => fun, "args" => args}, timeout_ms) do
+    %{call | keeper: Callbacks.run(call.keeper, id, fun, args, timeout_ms)}
+  end
+
+  defp call_back(call, id, _request, _timeout_ms) do
+    NIF.callback_reply(id, {:error, "malformed callback request"})
+    call
+  end
 
   defp unwrap({:ok, value}), do: {:ok, value}
   defp unwrap({:error, error}), do: {:error, Error.from_native(error)}

@@ -280,11 +280,11 @@ defmodule DSPex.Native.Session do
   `%{name: "weather", description: "...", args: [city: :string], fun: fn args -> ... end}`
   (argument types as for signature fields, or `[type: t, desc: "..."]`); `fun` gets a map
   of the arguments the LM chose (string keys) and returns any term with a Python form. When
-  DSPy calls a tool, the function runs in a process of its own on the caller's behalf while
-  the Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
-  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM.
-  `:max_iters` (default 10) passes through. Tools with the same name in two sessions are
-  two different functions.
+  DSPy calls a tool, the function runs in a process of its own, tied to the call, while the
+  Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
+  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM,
+  and the process is killed once nobody waits for it. `:max_iters` (default 10) passes
+  through. A tool is its own function wherever its name is used; it is freed with its program.
 
   ## Examples
 
@@ -310,18 +310,14 @@ defmodule DSPex.Native.Session do
          {:ok, module} <- module_kind(Keyword.get(opts, :module, :predict)),
          {:ok, signature} <- program_signature(Keyword.get(opts, :signature), module),
          {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace),
-         {:ok, react} <- react_options(module, id, opts) do
+         {:ok, react} <- react_options(module, opts) do
       args =
         Map.merge(
           %{"id" => id, "signature" => signature, "module" => module, "replace" => replace},
           react.args
         )
 
-      with :ok <- ok(call(session, "create_program", args, opts, @default_timeout)) do
-        # The tools' functions stay in the BEAM, kept with the session handle.
-        for {key, fun} <- react.funs, do: NIF.session_put_callback(session.resource, key, fun)
-        :ok
-      end
+      ok(call(session, "create_program", args, opts, @default_timeout))
     end
   end
 
@@ -361,14 +357,7 @@ defmodule DSPex.Native.Session do
     with {:ok, opts} <- options(opts, [:timeout]),
          {:ok, id} <- program_id(id),
          :ok <- inputs(inputs) do
-      call(
-        session,
-        "execute",
-        %{"id" => id, "inputs" => inputs},
-        opts,
-        @execute_timeout,
-        callbacks(session)
-      )
+      call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
     end
   end
 
@@ -525,10 +514,8 @@ defmodule DSPex.Native.Session do
          {:ok, id} <- program_id(id),
          {:ok, as} <- if(opts[:as], do: program_id(opts[:as]), else: {:ok, nil}),
          {:ok, optimizer} <- optimizer(Keyword.get(opts, :optimizer, :labeled_few_shot)),
-         {:ok, metric, funs} <- metric(Keyword.get(opts, :metric), id),
+         {:ok, metric} <- metric(Keyword.get(opts, :metric)),
          true <- is_list(trainset) || {:error, invalid("trainset must be a list of maps")} do
-      for {key, fun} <- funs, do: NIF.session_put_callback(session.resource, key, fun)
-
       numbers = Keyword.take(opts, [:k, :max_bootstrapped_demos, :max_labeled_demos, :max_errors])
 
       options =
@@ -545,7 +532,7 @@ defmodule DSPex.Native.Session do
       }
 
       with {:ok, result} <-
-             call(session, "compile", args, opts, @execute_timeout * 10, callbacks(session)) do
+             call(session, "compile", args, opts, @execute_timeout * 10) do
         {:ok, %{id: result["id"], demos: result["demos"]}}
       end
     end
@@ -559,19 +546,21 @@ defmodule DSPex.Native.Session do
       {:error,
        invalid("optimizer must be :labeled_few_shot or :bootstrap_few_shot, got #{inspect(o)}")}
 
-  defp metric(nil, _id), do: {:ok, nil, []}
+  defp metric(nil), do: {:ok, nil}
 
-  defp metric({:exact_match, field}, _id) when is_atom(field) or is_binary(field),
-    do: {:ok, %{"kind" => "exact_match", "field" => to_string(field)}, []}
+  defp metric({:exact_match, field}) when is_atom(field) or is_binary(field),
+    do: {:ok, %{"kind" => "exact_match", "field" => to_string(field)}}
 
-  defp metric(fun, id) when is_function(fun, 2) do
-    key = "#{id}/__metric__"
-
-    {:ok, %{"kind" => "elixir", "key" => key},
-     [{key, fn %{"example" => e, "prediction" => p} -> fun.(e, p) end}]}
+  # The function goes with this compile only: Python drops it when the compile ends.
+  defp metric(fun) when is_function(fun, 2) do
+    {:ok,
+     %{
+       "kind" => "elixir",
+       "key" => fun_handle(fn %{"example" => e, "prediction" => p} -> fun.(e, p) end)
+     }}
   end
 
-  defp metric(other, _id),
+  defp metric(other),
     do:
       {:error,
        invalid(
@@ -714,15 +703,13 @@ defmodule DSPex.Native.Session do
     )
   end
 
-  defp call(session, op, args, opts, default, callbacks \\ %{})
-
-  defp call(%__MODULE__{resource: resource, id: id}, op, args, opts, default, callbacks) do
+  defp call(%__MODULE__{resource: resource, id: id}, op, args, opts, default) do
     with {:ok, timeout} <- timeout(opts, default) do
-      Call.run(&session_job(resource, op, args, &1, &2), timeout, callbacks, session: id)
+      Call.run(&session_job(resource, op, args, &1, &2), timeout, session: id)
     end
   end
 
-  defp call(other, _op, _args, _opts, _default, _callbacks) do
+  defp call(other, _op, _args, _opts, _default) do
     {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
   end
 
@@ -828,20 +815,20 @@ defmodule DSPex.Native.Session do
 
   defp inputs(other), do: {:error, invalid("inputs must be a map, got #{inspect(other)}")}
 
-  defp callbacks(%__MODULE__{resource: resource}),
-    do:
-      with(
-        %{} = funs <- Call.safe(fn -> NIF.session_callbacks(resource) end),
-        do: funs,
-        else: (_ -> %{})
-      )
+  # A function for Python to call back: the handle is its key, and Python keeps it inside
+  # the program (or compile) that uses it, so it goes when that goes. If the NIF is not
+  # loaded the call that would carry it fails with :not_started anyway.
+  defp fun_handle(fun) do
+    case Call.safe(fn -> NIF.callback_handle(fun) end) do
+      {:error, _} -> nil
+      handle -> handle
+    end
+  end
 
-  defp callbacks(_), do: %{}
+  @no_react %{args: %{}}
 
-  @no_react %{args: %{}, funs: []}
-
-  defp react_options("react", id, opts) do
-    with {:ok, tools} <- tools(Keyword.get(opts, :tools), id),
+  defp react_options("react", opts) do
+    with {:ok, tools} <- tools(Keyword.get(opts, :tools)),
          {:ok, max_iters} <- positive(Keyword.get(opts, :max_iters, 10), :max_iters),
          {:ok, tool_timeout} <- positive(Keyword.get(opts, :tool_timeout, 30_000), :tool_timeout) do
       {:ok,
@@ -850,13 +837,12 @@ defmodule DSPex.Native.Session do
            "tools" => Enum.map(tools, & &1.spec),
            "max_iters" => max_iters,
            "tool_timeout" => tool_timeout / 1000
-         },
-         funs: Enum.map(tools, &{&1.spec["key"], &1.fun})
+         }
        }}
     end
   end
 
-  defp react_options(_module, _id, opts) do
+  defp react_options(_module, opts) do
     case Keyword.take(opts, [:tools, :max_iters, :tool_timeout]) do
       [] -> {:ok, @no_react}
       given -> {:error, invalid("#{inspect(Keyword.keys(given))} only apply to module: :react")}
@@ -868,39 +854,38 @@ defmodule DSPex.Native.Session do
   defp positive(n, key),
     do: {:error, invalid("#{key} must be a positive integer, got #{inspect(n)}")}
 
-  defp tools(list, id) when is_list(list) and list != [] do
+  defp tools(list) when is_list(list) and list != [] do
     Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
-      case tool(tool, id) do
+      case tool(tool) do
         {:ok, t} -> {:cont, {:ok, acc ++ [t]}}
         {:error, _} = error -> {:halt, error}
       end
     end)
   end
 
-  defp tools(_, _id),
+  defp tools(_),
     do: {:error, invalid("module: :react needs tools: a non-empty list of tools")}
 
-  defp tool(tool, id) when is_list(tool), do: tool(Map.new(tool), id)
+  defp tool(tool) when is_list(tool), do: tool(Map.new(tool))
 
-  defp tool(%{name: name, fun: fun} = tool, id) when is_function(fun, 1) do
+  defp tool(%{name: name, fun: fun} = tool) when is_function(fun, 1) do
     with :ok <- text(to_string(name), "tool name"),
          {:ok, args} <- tool_args(Map.get(tool, :args, %{})) do
       name = to_string(name)
 
       {:ok,
        %{
-         fun: fun,
          spec: %{
            "name" => name,
            "description" => Map.get(tool, :description, ""),
            "args" => args,
-           "key" => "#{id}/#{name}"
+           "key" => fun_handle(fun)
          }
        }}
     end
   end
 
-  defp tool(other, _id) do
+  defp tool(other) do
     {:error,
      invalid(
        "a tool is %{name: \"...\", description: \"...\", args: [arg: :type], fun: fn args -> ... end}" <>

@@ -13,5 +13,6 @@ rustler::atoms! {
     sent,
     dirty,
     callback,
+    output,
     dspex_remote_dropped,
 }

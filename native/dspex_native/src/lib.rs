@@ -1,6 +1,7 @@
 //! dspex_native: the NIF that lets Elixir own DSPy sessions.
 //!
 //! - [`nif`]: the functions `DSPex.Native.NIF` exposes (thin: decode, queue, return);
+//! - [`call_back`]: Python's output and calls back to the caller, and the caller's answers;
 //! - [`resource`]: the session and job resources the BEAM garbage-collects;
 //! - [`term_codec`]: Erlang terms to bridge values and back;
 //! - [`relay`]: tells other nodes when a handle to their session is collected.
@@ -8,6 +9,7 @@
 //! Everything that touches Python lives in the `dspex_runtime` crate.
 
 mod atoms;
+mod call_back;
 mod nif;
 mod relay;
 mod resource;

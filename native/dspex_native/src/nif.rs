@@ -12,9 +12,11 @@ use std::sync::Arc;
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
+use dspex_runtime::value::MAX_FRAMING;
 use dspex_runtime::{Cancelled, Config, Deliver, Error, Gate, Status, Value};
 
 use crate::atoms;
+use crate::call_back::call_back_to;
 use crate::resource::{JobResource, RemoteHandle, SessionResource};
 use crate::term_codec::{decode, encode, Decode, NORMAL_BUDGET};
 
@@ -62,8 +64,9 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
     Box::new(move |result| {
         // A dead caller is not an error: its answer simply has nowhere to go.
         let _ = owned.send_and_clear(&pid, |env| {
-            let body = match &result {
-                Ok(value) => (atoms::ok(), encode(env, value)).encode(env),
+            let body = match result.as_ref().map(|value| encode(env, value)) {
+                Ok(Ok(term)) => (atoms::ok(), term).encode(env),
+                Ok(Err(message)) => error_reply(env, &Error::new("internal_error", message)),
                 Err(err) => error_reply(env, err),
             };
             (saved.load(env), body)
@@ -71,8 +74,19 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
     })
 }
 
+/// Decodes a session call's argument, whose user values sit up to MAX_FRAMING levels down
+/// (`arguments.inputs.question`).
 fn argument(term: Term<'_>, path: &str, budget: Option<usize>) -> Result<Value, Refused> {
-    decode(term, path, budget).map_err(|e| match e {
+    framed(term, path, budget, MAX_FRAMING)
+}
+
+fn framed(
+    term: Term<'_>,
+    path: &str,
+    budget: Option<usize>,
+    framing: usize,
+) -> Result<Value, Refused> {
+    decode(term, path, budget, framing).map_err(|e| match e {
         Decode::Invalid(message) => Refused::Error(Error::invalid_argument(message)),
         Decode::TooBig => Refused::TooBig,
     })
@@ -100,7 +114,7 @@ fn config_from(value: &Value) -> Result<Config, Error> {
             "config {key} must be a positive integer, got {}",
             match other {
                 Value::Str(s) => format!("{s:?}"),
-                other => format!("{other:?}"),
+                other => other.describe(64),
             }
         ))),
     };
@@ -108,7 +122,8 @@ fn config_from(value: &Value) -> Result<Config, Error> {
         None | Some(Value::Nil) => Ok(None),
         Some(Value::Str(s)) => Ok(Some(s.clone())),
         Some(other) => Err(Error::invalid_argument(format!(
-            "config {key} must be a string, got {other:?}"
+            "config {key} must be a string, got {}",
+            other.describe(64)
         ))),
     };
     let flag = |key: &str, default: bool| match value.get(key) {
@@ -141,7 +156,7 @@ fn config_from(value: &Value) -> Result<Config, Error> {
 /// thread. After `stop/0`, starting again only accepts calls again (same interpreter).
 #[rustler::nif]
 fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
-    let config = decode(config, "config", None)
+    let config = decode(config, "config", None, MAX_FRAMING)
         .map_err(|e| match e {
             Decode::Invalid(message) => Error::invalid_argument(message),
             Decode::TooBig => Error::invalid_argument("config is too big"),
@@ -169,14 +184,17 @@ fn stop() -> rustler::Atom {
     atoms::ok()
 }
 
-/// `:idle` (never started), `:starting`, `:ready` or `{:failed, message}`.
+/// `:idle` (never started, or stopped), `:starting`, `:ready` or `{:failed, message}`.
 #[rustler::nif]
 fn status(env: Env<'_>) -> Term<'_> {
-    match dspex_runtime::pool().map(|p| p.status()) {
+    let pool = dspex_runtime::pool();
+    match pool.map(|p| (p.status(), p.is_accepting())) {
         None => atoms::idle().encode(env),
-        Some(Status::Starting) => atoms::starting().encode(env),
-        Some(Status::Ready) => atoms::ready().encode(env),
-        Some(Status::Failed(why)) => (atoms::failed(), why).encode(env),
+        // Stopped (Application.stop): calls are refused as if it had never started.
+        Some((Status::Starting | Status::Ready, false)) => atoms::idle().encode(env),
+        Some((Status::Starting, _)) => atoms::starting().encode(env),
+        Some((Status::Ready, _)) => atoms::ready().encode(env),
+        Some((Status::Failed(why), _)) => (atoms::failed(), why).encode(env),
     }
 }
 
@@ -191,12 +209,13 @@ fn open<'a>(
     budget: Option<usize>,
 ) -> Term<'a> {
     let result = (|| {
-        let name = match argument(name, "name", budget)? {
-            Value::Str(s) => s,
+        let name = match &mut argument(name, "name", budget)? {
+            Value::Str(s) => std::mem::take(s),
             Value::Nil => String::new(),
             other => {
                 return Err(Error::invalid_argument(format!(
-                    "name must be a string, got {other:?}"
+                    "name must be a string, got {}",
+                    other.describe(64)
                 ))
                 .into())
             }
@@ -273,85 +292,6 @@ fn call<'a>(
     job(env, result)
 }
 
-/// Sends `{tag, {:callback, id, request}}` to the calling process; it runs the function
-/// and answers with `callback_reply/2`. Each send builds its message in a fresh
-/// environment, copying the tag from one kept for the job's lifetime.
-fn call_back_to(env: Env<'_>, tag: Term<'_>) -> dspex_runtime::callbacks::Callback {
-    let pid: LocalPid = env.pid();
-    let tag_env = OwnedEnv::new();
-    let saved = tag_env.save(tag);
-    let kept = std::sync::Mutex::new((tag_env, saved));
-    std::sync::Arc::new(move |id: u64, request: Value| {
-        let kept = kept.lock().unwrap_or_else(|p| p.into_inner());
-        let (tag_env, saved) = &*kept;
-        let mut message = OwnedEnv::new();
-        let _ = message.send_and_clear(&pid, |menv| {
-            let tag = tag_env.run(|own| saved.load(own).in_env(menv));
-            (tag, (atoms::callback(), id, encode(menv, &request)))
-        });
-    })
-}
-
-/// Registers an Elixir function Python may call back under `key` in this session.
-#[rustler::nif]
-fn session_put_callback<'a>(
-    session: ResourceArc<SessionResource>,
-    key: String,
-    fun: Term<'a>,
-) -> rustler::Atom {
-    let mut callbacks = session.callbacks.lock().unwrap_or_else(|p| p.into_inner());
-    callbacks.put(key, fun);
-    atoms::ok()
-}
-
-/// The session's callback functions as a map from key to function.
-#[rustler::nif]
-fn session_callbacks<'a>(
-    env: Env<'a>,
-    session: ResourceArc<SessionResource>,
-) -> NifResult<Term<'a>> {
-    let callbacks = session.callbacks.lock().unwrap_or_else(|p| p.into_inner());
-    callbacks
-        .copy_into(env)
-        .into_iter()
-        .try_fold(rustler::types::map::map_new(env), |map, (k, f)| {
-            map.map_put(k, f)
-        })
-}
-
-fn reply_callback(id: u64, answer: Term<'_>, budget: Option<usize>) -> Term<'_> {
-    let env = answer.get_env();
-    let outcome = match rustler::types::tuple::get_tuple(answer).as_deref() {
-        Ok([tag, value]) if tag.atom_to_string().is_ok_and(|t| t == "ok") => {
-            match decode(*value, "result", budget) {
-                Ok(v) => Ok(v),
-                Err(Decode::TooBig) => return atoms::dirty().encode(env),
-                Err(Decode::Invalid(m)) => Err(format!(
-                    "the Elixir function returned a term Python cannot hold: {m}"
-                )),
-            }
-        }
-        Ok([tag, message]) if tag.atom_to_string().is_ok_and(|t| t == "error") => Err(message
-            .decode::<String>()
-            .unwrap_or_else(|_| "the Elixir function failed".into())),
-        _ => Err("malformed callback answer".into()),
-    };
-    let waiting = dspex_runtime::callbacks::resolve(id, outcome);
-    waiting.encode(env)
-}
-
-/// Answers callback `id` with `{:ok, term}` or `{:error, message}`; `false` if nobody waits
-/// any more (timed out or cancelled), `:dirty` if the term must be decoded off-scheduler.
-#[rustler::nif]
-fn callback_reply<'a>(id: u64, answer: Term<'a>) -> Term<'a> {
-    reply_callback(id, answer, Some(NORMAL_BUDGET))
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn callback_reply_dirty<'a>(id: u64, answer: Term<'a>) -> Term<'a> {
-    reply_callback(id, answer, None)
-}
-
 #[rustler::nif]
 fn session_call<'a>(
     env: Env<'a>,
@@ -381,7 +321,8 @@ fn global<'a>(
     tag: Term<'a>,
     budget: Option<usize>,
 ) -> Term<'a> {
-    let result = argument(arguments, "arguments", budget)
+    // Global calls (ping) carry the user's value as it is: no framing.
+    let result = framed(arguments, "arguments", budget, 0)
         .and_then(|args| Ok(dspex_runtime::global_call(op, args, reply_to(env, tag))?));
     job(env, result)
 }
@@ -438,6 +379,7 @@ fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {
         .map_put("releases_queued", s.releases_queued)?
         .map_put("sessions", s.sessions)?
         .map_put("jobs_done", s.jobs_done)?
+        .map_put("jobs_cancelled", s.jobs_cancelled)?
         .map_put("releases_done", s.releases_done)?;
     Ok(map)
 }

@@ -1,55 +1,59 @@
-//! The NIF resources Elixir holds: a session, and a job in flight.
+//! The NIF resources Elixir holds: a session, a job in flight, and a function kept for
+//! Python to call back.
 //!
 //! Nothing here takes the GIL or blocks: dropping a session hands its Python object to the
 //! pool's release queue; dropping a job nobody can answer any more cancels it, and asks the
-//! runtime's Python thread to interrupt it if it is running.
+//! runtime's Python thread to interrupt it if it is running; dropping a function frees its
+//! saved copy.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::{Env, LocalPid, Monitor, Resource, Term};
 
+use dspex_runtime::job::GateState;
 use dspex_runtime::{Cancelled, Gate, SessionCell};
 
 pub struct SessionResource {
     pub cell: Arc<SessionCell>,
-    /// Elixir functions Python may call back (ReAct tools, metrics), by key. They live as
-    /// long as the session handle, and go with it.
-    pub callbacks: Mutex<Callbacks>,
 }
 
 impl SessionResource {
     pub fn new(cell: Arc<SessionCell>) -> Self {
-        SessionResource {
-            cell,
-            callbacks: Mutex::new(Callbacks {
-                env: OwnedEnv::new(),
-                funs: HashMap::new(),
-            }),
+        SessionResource { cell }
+    }
+}
+
+/// An Elixir function that Python may call back (a ReAct tool, a compile metric). Elixir
+/// passes this handle where a tool's key goes; Python keeps it, as an opaque object, inside
+/// the program that uses it, and hands it back with each call. The function therefore
+/// lives exactly as long as its program (and any Elixir term still holding the handle):
+/// replacing, deleting or resetting programs, or closing the session, frees it. A handle
+/// is its own key, so two tools can never be mistaken for each other.
+pub struct FunHandle {
+    /// Its own environment, so that dropping the handle frees the copy.
+    saved: Mutex<(OwnedEnv, SavedTerm)>,
+}
+
+impl FunHandle {
+    pub fn new(fun: Term<'_>) -> Self {
+        let env = OwnedEnv::new();
+        let saved = env.save(fun);
+        FunHandle {
+            saved: Mutex::new((env, saved)),
         }
     }
-}
 
-pub struct Callbacks {
-    env: OwnedEnv,
-    funs: HashMap<String, SavedTerm>,
-}
-
-impl Callbacks {
-    pub fn put(&mut self, key: String, fun: Term<'_>) {
-        let saved = self.env.save(fun);
-        self.funs.insert(key, saved);
-    }
-
-    /// Every function, copied into `env`, as `(key, fun)` pairs.
-    pub fn copy_into<'a>(&self, env: Env<'a>) -> Vec<(String, Term<'a>)> {
-        self.funs
-            .iter()
-            .map(|(key, saved)| (key.clone(), self.env.run(|own| saved.load(own).in_env(env))))
-            .collect()
+    /// The function, copied into `env` (a message being built on a worker thread).
+    pub fn load<'a>(&self, env: Env<'a>) -> Term<'a> {
+        let saved = self.saved.lock().unwrap_or_else(|p| p.into_inner());
+        let (own, fun) = &*saved;
+        own.run(|own| fun.load(own).in_env(env))
     }
 }
+
+#[rustler::resource_impl]
+impl Resource for FunHandle {}
 
 #[rustler::resource_impl]
 impl Resource for SessionResource {
@@ -72,9 +76,13 @@ impl Resource for JobResource {}
 impl JobResource {
     /// Cancels the job; interrupts it if its Python code is running.
     pub fn cancel(&self) -> Cancelled {
+        let before = self.gate.state();
         let outcome = self.gate.cancel();
-        if outcome == (Cancelled::Stopped { was_running: true }) {
-            if let Some(pool) = dspex_runtime::pool() {
+        if let (Cancelled::Stopped { was_running }, Some(pool)) = (outcome, dspex_runtime::pool()) {
+            if matches!(before, GateState::Queued | GateState::Running) {
+                pool.cancelled();
+            }
+            if was_running {
                 pool.interrupt(self.gate.clone());
             }
         }

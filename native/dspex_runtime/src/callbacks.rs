@@ -1,11 +1,16 @@
-//! Calls from Python back into the BEAM (ReAct tools, optimizer metrics).
+//! Calls from Python back into the BEAM (ReAct tools, optimizer metrics), and Python's
+//! output during a job.
 //!
 //! While a job runs, its worker thread knows how to reach the job's caller. Python calls
 //! `dspex_bridge._call_elixir(request, timeout)`: the request goes to the caller as a
-//! message, the caller runs the Elixir function in a process of its own and answers
+//! message, the caller runs the Elixir function in a process tied to the job and answers
 //! through `resolve`. Meanwhile the worker waits *without the GIL*, so other jobs run. The
 //! wait ends with the answer, the timeout, or the job's cancellation (its caller gave up
-//! or died), whichever comes first.
+//! or died), whichever comes first. `dspex_bridge._notify_elixir(payload)` sends printed
+//! text and log records the same way, without waiting.
+//!
+//! Every such message passes the job's gate ([`Gate::send_if_running`]), as the answer
+//! does: once the caller has cancelled, nothing more reaches it.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -20,10 +25,26 @@ use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 use crate::job::{Gate, GateState};
 use crate::pycodec::{from_py, to_py};
-use crate::value::Value;
+use crate::value::{Value, MAX_FRAMING};
 
-/// Sends a callback request `(id, request)` to the job's caller.
-pub type Callback = Arc<dyn Fn(u64, Value) + Send + Sync>;
+/// What a running job sends its caller besides its answer. This is the protocol's one
+/// declaration; the NIF turns each into a message `DSPex.Native.Call` receives:
+/// `{tag, {:output, payload}}` and `{tag, {:callback, id, request, timeout_ms}}`.
+#[derive(Debug, PartialEq)]
+pub enum Outbound {
+    /// Printed text or a log record (`%{"kind" => "output" | "log", ...}`); nobody answers.
+    Output(Value),
+    /// Run the Elixir function `request["key"]` on `request["args"]` and answer with
+    /// [`resolve`]`(id, ...)` within `timeout_ms`, after which nobody waits.
+    Request {
+        id: u64,
+        request: Value,
+        timeout_ms: u64,
+    },
+}
+
+/// Sends a message to the job's caller. Called only through the job's gate.
+pub type Callback = Arc<dyn Fn(Outbound) + Send + Sync>;
 
 /// What the Elixir side answered: a value, or an error message.
 pub type Answer = Result<Value, String>;
@@ -60,23 +81,33 @@ pub fn resolve(id: u64, answer: Answer) -> bool {
 
 /// The Python callable `_notify_elixir(payload)`: sends `payload` to the running job's
 /// caller without waiting (printed output, log records). False when no caller is listening
-/// (no job on this thread, or a job that cannot call back), so Python writes it itself.
+/// (no job on this thread, or a job that cannot call back), so Python writes it itself;
+/// true also when the caller gave up: the output is dropped, as the answer is.
 pub(crate) fn python_notifier(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound<'_, PyCFunction>> {
     PyCFunction::new_closure(
         py,
         Some(c"_notify_elixir"),
         Some(c"Send a payload to the running job's caller without waiting."),
         move |args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
-            let Some((callback, _)) = CURRENT.with(|c| c.borrow().clone()) else {
+            let Some((callback, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
                 return Ok(false);
             };
-            let payload = from_py(&args.get_item(0)?, atom.bind(args.py()))
+            if gate.state() != GateState::Running {
+                return Ok(true);
+            }
+            let payload = from_py(&args.get_item(0)?, atom.bind(args.py()), MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("payload for Elixir: {m}")))?;
-            // Id 0: a notification, nobody waits for an answer.
-            callback(0, payload);
+            gate.send_if_running(|| callback(Outbound::Output(payload)));
             Ok(true)
         },
     )
+}
+
+/// How a worker's wait for the Elixir side ended.
+enum Waited {
+    Answered(Answer),
+    TimedOut,
+    Cancelled,
 }
 
 /// How often a waiting worker checks whether its job was cancelled.
@@ -93,7 +124,7 @@ pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
               -> PyResult<Py<PyAny>> {
             let py = args.py();
             let atom = atom.bind(py);
-            let request = from_py(&args.get_item(0)?, atom)
+            let request = from_py(&args.get_item(0)?, atom, MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("request to Elixir: {m}")))?;
             let timeout: f64 = args.get_item(1)?.extract()?;
             let Some((callback, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
@@ -101,36 +132,54 @@ pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
                     "no Elixir caller to call back on this thread",
                 ));
             };
+            let cancelled =
+                || PyRuntimeError::new_err("the call was cancelled: its caller gave up");
             let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
             let (tx, rx) = bounded(1);
             pending()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(id, tx);
-            callback(id, request);
-            let deadline = Instant::now() + Duration::from_secs_f64(timeout.max(0.0));
-            let answer = py.detach(|| loop {
+            let wait = Duration::from_secs_f64(timeout.clamp(0.0, 1.0e9));
+            let sent = gate.send_if_running(|| {
+                callback(Outbound::Request {
+                    id,
+                    request,
+                    timeout_ms: wait.as_millis().try_into().unwrap_or(u64::MAX),
+                })
+            });
+            if !sent {
+                pending()
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&id);
+                return Err(cancelled());
+            }
+            let deadline = Instant::now() + wait;
+            let outcome = py.detach(|| loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    break None;
+                    break Waited::TimedOut;
                 }
                 if let Ok(answer) = rx.recv_timeout(left.min(POLL)) {
-                    break Some(answer);
+                    break Waited::Answered(answer);
                 }
                 if gate.state() == GateState::Cancelled {
-                    break Some(Err("the call was cancelled: its caller gave up".into()));
+                    break Waited::Cancelled;
                 }
             });
             pending()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
-            match answer {
-                Some(Ok(value)) => Ok(to_py(py, &value, atom)
+            match outcome {
+                // The function's own return value: no framing.
+                Waited::Answered(Ok(value)) => Ok(to_py(py, &value, atom, 0)
                     .map_err(PyRuntimeError::new_err)?
                     .unbind()),
-                Some(Err(message)) => Err(PyRuntimeError::new_err(message)),
-                None => Err(PyTimeoutError::new_err(format!(
+                Waited::Answered(Err(message)) => Err(PyRuntimeError::new_err(message)),
+                Waited::Cancelled => Err(cancelled()),
+                Waited::TimedOut => Err(PyTimeoutError::new_err(format!(
                     "the Elixir function did not answer within {timeout} s"
                 ))),
             }

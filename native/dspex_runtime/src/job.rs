@@ -109,6 +109,18 @@ impl Gate {
         true
     }
 
+    /// Runs `send` (a message to the job's caller other than its answer) unless the job was
+    /// cancelled, under the same lock as `cancel`: once the caller's cancel returns, nothing
+    /// more reaches it, and whatever was sent before is already in its mailbox.
+    pub fn send_if_running(&self, send: impl FnOnce()) -> bool {
+        let s = self.lock();
+        if *s != GateState::Running {
+            return false;
+        }
+        send();
+        true
+    }
+
     /// Called by the worker, holding the GIL, as the job's Python code starts.
     pub(crate) fn enter_python(&self, thread_ident: u64) {
         self.python_thread.store(thread_ident, Ordering::SeqCst);
@@ -184,6 +196,18 @@ mod tests {
         assert!(!gate.deliver(deliver, Ok(Value::Nil)));
         assert!(rx.try_recv().is_err());
         assert_eq!(gate.state(), GateState::Cancelled);
+    }
+
+    #[test]
+    fn nothing_is_sent_after_a_cancel() {
+        let gate = Gate::new();
+        let (tx, rx) = mpsc::channel();
+        assert!(!gate.send_if_running(|| tx.send("queued").unwrap()));
+        assert!(gate.start());
+        assert!(gate.send_if_running(|| tx.send("running").unwrap()));
+        gate.cancel();
+        assert!(!gate.send_if_running(|| tx.send("cancelled").unwrap()));
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["running"]);
     }
 
     #[test]

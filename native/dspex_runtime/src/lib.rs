@@ -7,7 +7,8 @@
 //! - [`pool`]: the worker threads and their queues;
 //! - [`session`]: a session's identity and its Python object;
 //! - [`job`]: units of work and the cancellation gate;
-//! - [`value`] / [`pycodec`]: the data that crosses, and its Python form.
+//! - [`value`] / [`pycodec`]: the data that crosses, and its Python form;
+//! - [`walk`]: explicit-stack walks over nested data, in both directions.
 
 pub mod bootstrap;
 pub mod callbacks;
@@ -19,6 +20,7 @@ pub mod pycodec;
 pub mod session;
 pub mod trace;
 pub mod value;
+pub mod walk;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -30,7 +32,7 @@ pub use error::Error;
 pub use job::{Cancelled, Deliver, Gate, Job, Target};
 pub use pool::{Pool, PoolStats, Status};
 pub use session::SessionCell;
-pub use value::Value;
+pub use value::{Handle, Value};
 
 /// The Python the NIF was built against (`PYO3_PYTHON` at build time).
 pub const BUILD_PYTHON: &str = env!("DSPEX_BUILD_PYTHON");

@@ -20,7 +20,7 @@ use pyo3::types::PyTuple;
 use crate::error::{known_reason, Error};
 use crate::job::{Gate, Job, Target};
 use crate::pycodec::{from_py, to_py};
-use crate::value::Value;
+use crate::value::{Value, MAX_FRAMING};
 
 /// How long an idle worker polls for the next job before sleeping.
 const SPIN: Duration = Duration::from_micros(200);
@@ -79,6 +79,8 @@ pub struct PoolStats {
     pub releases_queued: usize,
     pub sessions: usize,
     pub jobs_done: u64,
+    /// Jobs whose caller gave up (timed out or died) before they answered.
+    pub jobs_cancelled: u64,
     pub releases_done: u64,
 }
 
@@ -109,6 +111,7 @@ pub struct Pool {
     sessions: AtomicUsize,
     next_session_id: AtomicU64,
     jobs_done: AtomicU64,
+    jobs_cancelled: AtomicU64,
     releases_done: AtomicU64,
     /// `releases_done` when memory was last handed back to the OS.
     trimmed_at: AtomicU64,
@@ -146,6 +149,7 @@ impl Pool {
             sessions: AtomicUsize::new(0),
             next_session_id: AtomicU64::new(1),
             jobs_done: AtomicU64::new(0),
+            jobs_cancelled: AtomicU64::new(0),
             releases_done: AtomicU64::new(0),
             trimmed_at: AtomicU64::new(0),
         }
@@ -203,9 +207,19 @@ impl Pool {
         }
     }
 
+    /// Whether new jobs are accepted (false after `Application.stop`).
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Acquire)
+    }
+
     /// Refuses (false) or accepts (true) new jobs; jobs already queued still run.
     pub fn set_accepting(&self, accepting: bool) {
         self.accepting.store(accepting, Ordering::Release);
+    }
+
+    /// Counts a job its caller gave up on (see `jobs_cancelled`).
+    pub fn cancelled(&self) {
+        self.jobs_cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Asks the runtime's Python thread to interrupt a cancelled job that is running
@@ -265,6 +279,7 @@ impl Pool {
             releases_queued: self.releases_rx.len(),
             sessions: self.sessions.load(Ordering::Relaxed),
             jobs_done: self.jobs_done.load(Ordering::Relaxed),
+            jobs_cancelled: self.jobs_cancelled.load(Ordering::Relaxed),
             releases_done: self.releases_done.load(Ordering::Relaxed),
         }
     }
@@ -578,7 +593,12 @@ fn execute_attached(
     args: &Value,
 ) -> Result<Value, Error> {
     let atom = engine.atom.bind(py);
-    let py_args = to_py(py, args, atom).map_err(Error::invalid_argument)?;
+    // Global calls (ping) carry the user's value as it is; session calls wrap it.
+    let framing = match target {
+        Target::Global => 0,
+        Target::Open(_) | Target::Session(_) => MAX_FRAMING,
+    };
+    let py_args = to_py(py, args, atom, framing).map_err(Error::invalid_argument)?;
     let answer = match target {
         Target::Global => engine.global_call.call1(py, (op, py_args)),
         Target::Open(cell) => {
@@ -599,7 +619,7 @@ fn execute_attached(
     }
     .map_err(|e| python_error(py, e))?;
     let value = unpack(py, answer.bind(py), atom)?;
-    from_py(&value, atom).map_err(|msg| Error::new("python_error", msg))
+    from_py(&value, atom, framing).map_err(|msg| Error::new("python_error", msg))
 }
 
 /// Decrements the live-worker count when a worker ends, unless `retire_one` already did.
@@ -633,7 +653,8 @@ fn unpack<'py>(
     if ok {
         return Ok(payload);
     }
-    let described = from_py(&payload, atom).map_err(|m| Error::new("internal_error", m))?;
+    let described =
+        from_py(&payload, atom, MAX_FRAMING).map_err(|m| Error::new("internal_error", m))?;
     let text = |key: &str| {
         described
             .get(key)

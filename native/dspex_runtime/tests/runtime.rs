@@ -167,3 +167,91 @@ fn big_maps_round_trip() {
     let map = Value::Map((0..5000).map(|i| (Value::Int(i), Value::Int(i))).collect());
     assert_eq!(global("ping", map.clone()).unwrap(), map);
 }
+
+/// Python that prints until its job is cancelled, then prints and calls Elixir once more
+/// from `finally` (both must be stopped at the gate); `Probe` tells when that has run.
+const CHATTY: &str = r#"
+import dspy, dspex_bridge
+
+FINISHED = []
+
+class Chatty(dspy.Module):
+    def forward(self):
+        try:
+            while True:
+                print("tick")
+        finally:
+            print("after the cancel")
+            try:
+                dspex_bridge._call_elixir({"key": "late", "args": {}}, 5.0)
+            except Exception as exc:
+                FINISHED.append(str(exc))
+
+class Probe(dspy.Module):
+    def forward(self):
+        return dspy.Prediction(finished=list(FINISHED))
+"#;
+
+#[test]
+fn after_a_cancel_nothing_more_reaches_the_caller() {
+    use dspex_runtime::callbacks::{Callback, Outbound};
+    use std::sync::Mutex;
+
+    let cell = open("gated", Value::Nil);
+    let load = Value::map([
+        ("name", Value::str("chatty")),
+        ("source", Value::str(CHATTY)),
+    ]);
+    call(&cell, "load_module", load).unwrap();
+    for class in ["Chatty", "Probe"] {
+        let module = Value::List(vec![Value::str("custom"), Value::str(class)]);
+        let args = Value::map([("id", Value::str(class)), ("module", module)]);
+        call(&cell, "create_program", args).unwrap();
+    }
+    let execute =
+        |id: &str| Value::map([("id", Value::str(id)), ("inputs", Value::Map(Vec::new()))]);
+
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let record = sent.clone();
+    let callback: Callback = Arc::new(move |o: Outbound| record.lock().unwrap().push(o));
+    let (deliver, answers) = waiter();
+    let gate =
+        dspex_runtime::call(&cell, "execute", execute("Chatty"), deliver, Some(callback)).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while sent.lock().unwrap().len() < 10 {
+        assert!(Instant::now() < deadline, "no output arrived");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    gate.cancel();
+    pool().interrupt(gate.clone());
+    let at_cancel = sent.lock().unwrap().len();
+
+    // Wait until the job's finally block has run (it records how its call back failed).
+    let finished = loop {
+        let probe = call(&cell, "execute", execute("Probe")).unwrap();
+        match probe.get("finished") {
+            Some(Value::List(items)) if !items.is_empty() => break items.clone(),
+            _ => assert!(Instant::now() < deadline, "the job never finished"),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        finished,
+        vec![Value::str("the call was cancelled: its caller gave up")]
+    );
+    let sent = sent.lock().unwrap();
+    assert_eq!(
+        sent.len(),
+        at_cancel,
+        "sent after the cancel: {:?}",
+        &sent[at_cancel..]
+    );
+    assert!(sent
+        .iter()
+        .all(|o| matches!(o, Outbound::Output(v) if v.get("text") != Some(&Value::str("after the cancel")))));
+    assert!(
+        answers.try_recv().is_err(),
+        "the answer came after the cancel"
+    );
+}

@@ -112,9 +112,15 @@ def _test_eval(source):
 
 
 def warm():
-    """Import litellm (5-6 s) so that a user's first real LM call does not pay for it."""
+    """Import litellm (5-6 s) so that a user's first real LM call does not pay for it.
+
+    Through DSPy's own lazy import, which holds a lock for the whole import: an LM call
+    made meanwhile waits for it. A plain `import litellm` here would let such a call find
+    the half-imported module in sys.modules and fail ("partially initialized module")."""
     try:
-        import litellm  # noqa: F401
+        from dspy.clients._litellm import get_litellm
+
+        get_litellm(feature="dspex_native's warm-up")
     except BaseException:  # noqa: BLE001
         pass
 

@@ -269,10 +269,10 @@ class Session:
                 f"program {pid!r} takes inputs {', '.join(sorted(program.input_names))}: {'; '.join(parts)}",
             )
         lm = self.lm
-        if lm.lm is None:
-            raise BridgeError(
-                "no_lm", f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
-            )
+        no_lm = f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
+        # A custom module may need no LM at all; it fails below if it calls one.
+        if lm.lm is None and not isinstance(program.kind, list):
+            raise BridgeError("no_lm", no_lm)
         try:
             typed = typed_inputs.convert(program.signature, inputs)
             if program.adapter is None:
@@ -282,9 +282,11 @@ class Session:
                     prediction = program.module(**typed)
             result = to_plain(prediction)
             self._add_usage(prediction)
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 self.failures += 1
+            if lm.lm is None and isinstance(exc, ValueError) and "No LM is loaded" in str(exc):
+                raise BridgeError("no_lm", f"program {pid!r} called an LM, but {no_lm}") from None
             raise
         with self._lock:
             self.executions += 1

@@ -107,3 +107,63 @@ def test_field_name_accepts_atoms_and_strings_only():
     assert field_name("q", "input") == "q"
     with pytest.raises(TypeError, match="input 3 must be an atom or a string"):
         field_name(3, "input")
+
+
+def _nest(depth, leaf):
+    """`leaf` inside lists, dicts, tuples and Predictions, `depth` levels in all."""
+    value = leaf
+    for level in range(depth - 1):
+        value = [[value], {"k": value}, (1, value), dspy.Prediction(p=value)][level % 4]
+    return value
+
+
+def test_a_result_nested_to_the_limit_converts_with_a_shallow_python_stack():
+    import sys
+
+    deep = _nest(512, "x" * 1_000_000)
+    limit = sys.getrecursionlimit()
+    # A recursive walk would need a frame or two per level.
+    sys.setrecursionlimit(100)
+    try:
+        out = to_plain(deep)
+    finally:
+        sys.setrecursionlimit(limit)
+    levels = 1
+    while not isinstance(out, str):
+        out = out[0] if isinstance(out, list) else out[1] if isinstance(out, tuple) else next(iter(out.values()))
+        levels += 1
+    assert levels == 512 and len(out) == 1_000_000
+
+
+def test_deeper_than_the_limit_and_its_framing_is_refused_naming_the_place():
+    # A call's result may wrap the user's value in up to 4 levels (result.trajectory...);
+    # the Rust side then checks the exact limit.
+    to_plain(_nest(516, "x"))
+    with pytest.raises(Unrepresentable) as info:
+        to_plain(_nest(517, "x"))
+    message = str(info.value)
+    assert message.startswith("result['p'][1]['k'][0]['p'][1]")
+    assert message.endswith("nests deeper than 512 levels")
+
+
+def test_a_list_that_contains_itself_is_refused_not_looped_on():
+    loop = [1]
+    loop.append(loop)
+    with pytest.raises(Unrepresentable, match=r"^result\[1\]\[1\].*nests deeper than 512 levels$"):
+        to_plain(loop)
+
+
+def test_a_prediction_holding_deep_data_converts_without_recursion():
+    # DSPy's own Example.toDict() recurses through nested lists and dicts.
+    import sys
+
+    deep = "leaf"
+    for _ in range(510):
+        deep = [deep]
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(100)
+    try:
+        out = to_plain(dspy.Prediction(trajectory={"observation_0": deep}))
+    finally:
+        sys.setrecursionlimit(limit)
+    assert out == {"trajectory": {"observation_0": deep}}
