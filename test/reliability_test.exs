@@ -69,7 +69,7 @@ defmodule DSPex.Native.ReliabilityTest do
 
             results =
               for _ <- 1..(before.workers * 2) do
-                {:error, e} = Call.run(&DSPex.Native.global_job("test_panic", nil, &1, &2), 5_000)
+                {:error, e} = Call.run({:global_call, ["test_panic", nil]}, 5_000)
                 {e.reason, e.message =~ "panicked"}
               end
 

@@ -68,7 +68,7 @@ defmodule DSPex.Native do
   """
   @spec await_ready(timeout()) :: :ok | {:error, Error.t()}
   def await_ready(timeout \\ 30_000) do
-    case Call.run(&global_job("ping", nil, &1, &2), timeout) do
+    case Call.run({:global_call, ["ping", nil]}, timeout) do
       {:ok, nil} -> :ok
       {:error, _} = error -> error
     end
@@ -104,7 +104,7 @@ defmodule DSPex.Native do
 
     python =
       case Call.run(
-             &global_job("stats", %{"gc" => Keyword.get(opts, :gc, false)}, &1, &2),
+             {:global_call, ["stats", %{"gc" => Keyword.get(opts, :gc, false)}]},
              Keyword.get(opts, :timeout, 15_000)
            ) do
         {:ok, counts} -> counts
@@ -137,7 +137,7 @@ defmodule DSPex.Native do
       {:ok, %{"a" => [1, 2.5, "three", :four, {:five}]}}
   """
   @spec ping(term(), timeout()) :: {:ok, term()} | {:error, Error.t()}
-  def ping(term, timeout \\ 5_000), do: Call.run(&global_job("ping", term, &1, &2), timeout)
+  def ping(term, timeout \\ 5_000), do: Call.run({:global_call, ["ping", term]}, timeout)
 
   @doc """
   `stats/1` of every connected node that runs `:dspex_native` (this one included), as
@@ -187,8 +187,4 @@ defmodule DSPex.Native do
   catch
     _, _ -> nil
   end
-
-  @doc false
-  def global_job(op, args, tag, false), do: NIF.global_call(op, args, tag)
-  def global_job(op, args, tag, true), do: NIF.global_call_dirty(op, args, tag)
 end

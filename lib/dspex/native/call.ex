@@ -18,16 +18,16 @@ defmodule DSPex.Native.Call do
   defstruct [:tag, :job, :deadline, :timeout, :output, keeper: nil]
 
   @doc false
-  # `submit.(tag, dirty?)` queues the job through the normal NIF, or its dirty-scheduler twin
-  # when the normal one found the arguments too big (`:dirty`). `metadata` goes with the
-  # log records Python emits during the job.
-  def run(submit, timeout, metadata \\ []) do
+  # `{nif, args}` queues the job through NIF `nif` (args, then the tag), or its dirty twin
+  # when the normal one found the arguments too big (see `NIF.with_dirty/2`). `metadata`
+  # goes with the log records Python emits during the job.
+  def run({nif, args}, timeout, metadata \\ []) do
     tag = :erlang.alias()
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
     call = %__MODULE__{tag: tag, deadline: deadline, timeout: timeout}
 
     try do
-      case safe(fn -> with(:dirty <- submit.(tag, false), do: submit.(tag, true)) end) do
+      case safe(fn -> NIF.with_dirty(nif, args ++ [tag]) end) do
         {:ok, job} ->
           await(%{call | job: job, output: Output.new(tag, metadata)})
 

@@ -89,6 +89,6 @@ defmodule DSPex.Native.Callbacks do
         kind, reason -> {:error, Exception.format(kind, reason, __STACKTRACE__)}
       end
 
-    with :dirty <- NIF.callback_reply(id, answer), do: NIF.callback_reply_dirty(id, answer)
+    NIF.with_dirty(:callback_reply, [id, answer])
   end
 end

@@ -24,6 +24,20 @@ defmodule DSPex.Native.NIF do
     end
   end
 
+  @twins %{
+    session_open: :session_open_dirty,
+    session_call: :session_call_dirty,
+    global_call: :global_call_dirty,
+    callback_reply: :callback_reply_dirty
+  }
+
+  @doc false
+  # Runs NIF `name`, or its dirty-scheduler twin when the normal one answers `:dirty`: the
+  # one dispatcher for every pair.
+  def with_dirty(name, args) when is_map_key(@twins, name) do
+    with :dirty <- apply(__MODULE__, name, args), do: apply(__MODULE__, @twins[name], args)
+  end
+
   @doc false
   def load_error, do: :persistent_term.get({__MODULE__, :load_error}, nil)
 

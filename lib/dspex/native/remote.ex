@@ -22,7 +22,9 @@ defmodule DSPex.Native.Remote do
 
   use GenServer
 
-  alias DSPex.Native.{Error, NIF, Session}
+  alias DSPex.Native.{Args, Error, LM, NIF, Session}
+
+  import DSPex.Native.Args, only: [invalid: 1]
 
   @table :dspex_native_remote_sessions
 
@@ -32,8 +34,47 @@ defmodule DSPex.Native.Remote do
   # -- on the caller's node ------------------------------------------------------------------
 
   @doc false
-  # Opens a session on `node` and returns the caller's handle to it.
-  def open(node, opts, timeout) do
+  # The node `Session.open/1`'s `node:`/`placement:` options choose.
+  def placement(opts) do
+    case {Keyword.get(opts, :node), Keyword.get(opts, :placement, :local)} do
+      {node, _} when is_atom(node) and node != nil ->
+        {:ok, node}
+
+      {nil, :local} ->
+        {:ok, node()}
+
+      {nil, :least_loaded} ->
+        DSPex.Native.least_loaded([node() | Node.list()])
+
+      {nil, {:nodes, [_ | _] = nodes}} ->
+        DSPex.Native.least_loaded(nodes)
+
+      {nil, other} ->
+        {:error,
+         invalid(
+           "placement must be :local, :least_loaded or {:nodes, [node]}, got #{inspect(other)}"
+         )}
+
+      {other, _} ->
+        {:error, invalid("node must be a node name, got #{inspect(other)}")}
+    end
+  end
+
+  @doc false
+  # Opens a session on `node` and returns the caller's handle to it. What can be checked
+  # here is, so a bad option costs no round trip.
+  def open(node, opts, default_timeout) do
+    with {:ok, _} <- LM.spec(Keyword.get(opts, :lm)),
+         {:ok, timeout} <- Args.timeout(opts, default_timeout),
+         :ok <- remote_owner(Keyword.get(opts, :owner)) do
+      open_there(node, opts, timeout)
+    end
+  end
+
+  defp remote_owner(owner) when is_pid(owner) or owner == nil, do: :ok
+  defp remote_owner(_), do: {:error, invalid("owner must be a pid")}
+
+  defp open_there(node, opts, timeout) do
     {owner, opts} = Keyword.pop(opts, :owner)
 
     case erpc(node, :open_here, [opts, node(), owner], timeout) do

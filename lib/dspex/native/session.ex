@@ -82,7 +82,9 @@ defmodule DSPex.Native.Session do
   the new LM, `:closed`).
   """
 
-  alias DSPex.Native.{Call, Error, NIF, Remote}
+  alias DSPex.Native.{Args, Call, Error, LM, NIF, Optimizer, Remote, Signature, Tool}
+
+  import DSPex.Native.Args, only: [invalid: 1]
 
   @enforce_keys [:resource, :id, :name]
   defstruct [:resource, :id, :name, node: nil]
@@ -94,9 +96,6 @@ defmodule DSPex.Native.Session do
           name: String.t() | nil,
           node: node() | nil
         }
-
-  # A session on another node: every call goes there (see DSPex.Native.Remote).
-  defguardp remote?(session) when is_struct(session, __MODULE__) and session.node != nil
 
   @typedoc "See the module doc."
   @type lm_spec ::
@@ -112,6 +111,7 @@ defmodule DSPex.Native.Session do
   @type signature :: String.t() | map() | keyword()
 
   @execute_timeout 30_000
+  @compile_timeout 300_000
   @default_timeout 15_000
 
   @doc """
@@ -136,59 +136,42 @@ defmodule DSPex.Native.Session do
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
   def open(opts \\ []) do
-    with {:ok, opts} <- options(opts, [:name, :lm, :owner, :timeout, :node, :placement]),
-         {:ok, node} <- placement(opts) do
+    allowed = [:name, :lm, :adapter, :owner, :timeout, :node, :placement]
+
+    with {:ok, opts} <- Args.options(opts, allowed),
+         {:ok, node} <- Remote.placement(opts) do
       opts = Keyword.drop(opts, [:node, :placement])
-
-      if node == node() do
-        open_here(opts)
-      else
-        with {:ok, _} <- lm_spec(Keyword.get(opts, :lm)),
-             {:ok, timeout} <- timeout(opts, @default_timeout),
-             :ok <-
-               if(is_pid(opts[:owner]) or opts[:owner] == nil,
-                 do: :ok,
-                 else: {:error, invalid("owner must be a pid")}
-               ) do
-          Remote.open(node, opts, timeout)
-        end
-      end
+      if node == node(), do: open_here(opts), else: Remote.open(node, opts, @default_timeout)
     end
   end
 
-  defp placement(opts) do
-    case {Keyword.get(opts, :node), Keyword.get(opts, :placement, :local)} do
-      {node, _} when is_atom(node) and node != nil ->
-        {:ok, node}
-
-      {nil, :local} ->
-        {:ok, node()}
-
-      {nil, :least_loaded} ->
-        DSPex.Native.least_loaded([node() | Node.list()])
-
-      {nil, {:nodes, [_ | _] = nodes}} ->
-        DSPex.Native.least_loaded(nodes)
-
-      {nil, other} ->
-        {:error,
-         invalid(
-           "placement must be :local, :least_loaded or {:nodes, [node]}, got #{inspect(other)}"
-         )}
-
-      {other, _} ->
-        {:error, invalid("node must be a node name, got #{inspect(other)}")}
-    end
-  end
-
-  defp open_here(opts) do
-    with {:ok, name} <- name(Keyword.get(opts, :name)),
-         {:ok, lm} <- lm_spec(Keyword.get(opts, :lm)),
-         {:ok, owner} <- owner(Keyword.get(opts, :owner)),
-         {:ok, timeout} <- timeout(opts, @default_timeout),
-         {:ok, resource} <- Call.run(&open_job(name, lm, owner, &1, &2), timeout) do
+  @doc false
+  # Opens a session on this node (also what `Remote` runs on the session's node).
+  def open_here(opts) do
+    with {:ok, name} <- Args.name(Keyword.get(opts, :name)),
+         {:ok, lm} <- LM.spec(Keyword.get(opts, :lm)),
+         {:ok, owner} <- Args.owner(Keyword.get(opts, :owner)),
+         {:ok, timeout} <- Args.timeout(opts, @default_timeout),
+         {:ok, resource} <- Call.run({:session_open, [name, lm, owner]}, timeout) do
       {id, name, _closed} = NIF.session_meta(resource)
-      {:ok, %__MODULE__{resource: resource, id: id, name: if(name == "", do: nil, else: name)}}
+      session = %__MODULE__{resource: resource, id: id, name: if(name == "", do: nil, else: name)}
+      with_adapter(session, opts)
+    end
+  end
+
+  # `adapter:` at open is a configure right after: a session without one opens in one job.
+  defp with_adapter(session, opts) do
+    case Keyword.fetch(opts, :adapter) do
+      :error ->
+        {:ok, session}
+
+      {:ok, adapter} ->
+        timeout = Keyword.get(opts, :timeout, @default_timeout)
+
+        case configure(session, adapter: adapter, timeout: timeout) do
+          :ok -> {:ok, session}
+          {:error, _} = error -> close(session) && error
+        end
     end
   end
 
@@ -216,7 +199,7 @@ defmodule DSPex.Native.Session do
       iex> {:error, %DSPex.Native.Error{reason: :closed}} = DSPex.Native.Session.list_programs(session)
   """
   @spec close(t()) :: :ok
-  def close(session) when remote?(session) do
+  def close(%__MODULE__{node: node} = session) when node != nil do
     # Idempotent: a session whose node is gone is closed already.
     Remote.call(session, :close, [], @default_timeout)
     :ok
@@ -237,13 +220,12 @@ defmodule DSPex.Native.Session do
       {:ok, []}
   """
   @spec reset(t(), keyword()) :: :ok | {:error, Error.t()}
-  def reset(session, opts \\ [])
-  def reset(session, opts) when remote?(session), do: remote(session, :reset, [opts], opts)
-
-  def reset(session, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]) do
-      ok(call(session, "reset", %{}, opts, @default_timeout))
-    end
+  def reset(session, opts \\ []) do
+    route(session, {:reset, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]) do
+        ok(call(session, "reset", %{}, opts, @default_timeout))
+      end
+    end)
   end
 
   @doc """
@@ -258,14 +240,13 @@ defmodule DSPex.Native.Session do
       :ok
   """
   @spec configure(t(), keyword()) :: :ok | {:error, Error.t()}
-  def configure(session, opts) when remote?(session),
-    do: remote(session, :configure, [opts], opts)
-
   def configure(session, opts) do
-    with {:ok, opts} <- options(opts, [:lm, :timeout]),
-         {:ok, settings} <- settings(opts) do
-      ok(call(session, "configure", settings, opts, @default_timeout))
-    end
+    route(session, {:configure, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:lm, :adapter, :timeout]),
+           {:ok, settings} <- LM.settings(opts) do
+        ok(call(session, "configure", settings, opts, @default_timeout))
+      end
+    end)
   end
 
   @doc """
@@ -299,26 +280,21 @@ defmodule DSPex.Native.Session do
       :ok
   """
   @spec create_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
-  def create_program(session, id, opts) when remote?(session),
-    do: remote(session, :create_program, [id, opts], opts)
-
   def create_program(session, id, opts) do
-    allowed = [:signature, :module, :replace, :timeout, :tools, :max_iters, :tool_timeout]
+    route(session, {:create_program, [id, opts]}, opts, @default_timeout, fn ->
+      allowed = [:signature, :module, :adapter, :replace, :timeout] ++ Tool.react_options()
 
-    with {:ok, opts} <- options(opts, allowed),
-         {:ok, id} <- program_id(id),
-         {:ok, module} <- module_kind(Keyword.get(opts, :module, :predict)),
-         {:ok, signature} <- program_signature(Keyword.get(opts, :signature), module),
-         {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace),
-         {:ok, react} <- react_options(module, opts) do
-      args =
-        Map.merge(
-          %{"id" => id, "signature" => signature, "module" => module, "replace" => replace},
-          react.args
-        )
-
-      ok(call(session, "create_program", args, opts, @default_timeout))
-    end
+      with {:ok, opts} <- Args.options(opts, allowed),
+           {:ok, id} <- Args.program_id(id),
+           {:ok, module} <- Signature.module_kind(Keyword.get(opts, :module, :predict)),
+           {:ok, signature} <- Signature.program_signature(Keyword.get(opts, :signature), module),
+           {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
+           {:ok, react} <- Tool.react_args(module, opts) do
+        args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
+        args = args |> Map.merge(react) |> Map.put("adapter", Keyword.get(opts, :adapter))
+        ok(call(session, "create_program", args, opts, @default_timeout))
+      end
+    end)
   end
 
   @doc """
@@ -348,17 +324,14 @@ defmodule DSPex.Native.Session do
       ...>   DSPex.Native.Session.execute(session, "nope", %{question: "?"})
   """
   @spec execute(t(), program_id(), map(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def execute(session, id, inputs, opts \\ [])
-
-  def execute(session, id, inputs, opts) when remote?(session),
-    do: remote(session, :execute, [id, inputs, opts], opts, @execute_timeout)
-
-  def execute(session, id, inputs, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]),
-         {:ok, id} <- program_id(id),
-         :ok <- inputs(inputs) do
-      call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
-    end
+  def execute(session, id, inputs, opts \\ []) do
+    route(session, {:execute, [id, inputs, opts]}, opts, @execute_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, id} <- Args.program_id(id),
+           :ok <- Args.inputs(inputs) do
+        call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
+      end
+    end)
   end
 
   @doc """
@@ -386,15 +359,12 @@ defmodule DSPex.Native.Session do
       {:ok, ["a", "b"]}
   """
   @spec list_programs(t(), keyword()) :: {:ok, [String.t()]} | {:error, Error.t()}
-  def list_programs(session, opts \\ [])
-
-  def list_programs(session, opts) when remote?(session),
-    do: remote(session, :list_programs, [opts], opts)
-
-  def list_programs(session, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]) do
-      call(session, "list_programs", %{}, opts, @default_timeout)
-    end
+  def list_programs(session, opts \\ []) do
+    route(session, {:list_programs, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]) do
+        call(session, "list_programs", %{}, opts, @default_timeout)
+      end
+    end)
   end
 
   @doc """
@@ -409,16 +379,13 @@ defmodule DSPex.Native.Session do
       iex> {:error, %DSPex.Native.Error{reason: :not_found}} = DSPex.Native.Session.delete_program(session, "p")
   """
   @spec delete_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
-  def delete_program(session, id, opts \\ [])
-
-  def delete_program(session, id, opts) when remote?(session),
-    do: remote(session, :delete_program, [id, opts], opts)
-
-  def delete_program(session, id, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]),
-         {:ok, id} <- program_id(id) do
-      ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
-    end
+  def delete_program(session, id, opts \\ []) do
+    route(session, {:delete_program, [id, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, id} <- Args.program_id(id) do
+        ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
+      end
+    end)
   end
 
   @doc """
@@ -450,17 +417,15 @@ defmodule DSPex.Native.Session do
   """
   @spec load_module(t(), String.t(), String.t(), keyword()) ::
           {:ok, [String.t()]} | {:error, Error.t()}
-  def load_module(session, name, source, opts \\ [])
-
-  def load_module(session, name, source, opts) when remote?(session),
-    do: remote(session, :load_module, [name, source, opts], opts)
-
-  def load_module(session, name, source, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]),
-         :ok <- text(name, "module name"),
-         :ok <- text(source, "module source") do
-      call(session, "load_module", %{"name" => name, "source" => source}, opts, @default_timeout)
-    end
+  def load_module(session, name, source, opts \\ []) do
+    route(session, {:load_module, [name, source, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           :ok <- Args.text(name, "module name"),
+           :ok <- Args.text(source, "module source") do
+        args = %{"name" => name, "source" => source}
+        call(session, "load_module", args, opts, @default_timeout)
+      end
+    end)
   end
 
   @doc """
@@ -492,80 +457,18 @@ defmodule DSPex.Native.Session do
   """
   @spec compile(t(), program_id(), [map()], keyword()) ::
           {:ok, %{id: String.t(), demos: non_neg_integer()}} | {:error, Error.t()}
-  def compile(session, id, trainset, opts \\ [])
-
-  def compile(session, id, trainset, opts) when remote?(session),
-    do: remote(session, :compile, [id, trainset, opts], opts, @execute_timeout * 10)
-
-  def compile(session, id, trainset, opts) do
-    allowed = [
-      :optimizer,
-      :metric,
-      :as,
-      :k,
-      :max_bootstrapped_demos,
-      :max_labeled_demos,
-      :max_errors,
-      :metric_timeout,
-      :timeout
-    ]
-
-    with {:ok, opts} <- options(opts, allowed),
-         {:ok, id} <- program_id(id),
-         {:ok, as} <- if(opts[:as], do: program_id(opts[:as]), else: {:ok, nil}),
-         {:ok, optimizer} <- optimizer(Keyword.get(opts, :optimizer, :labeled_few_shot)),
-         {:ok, metric} <- metric(Keyword.get(opts, :metric)),
-         true <- is_list(trainset) || {:error, invalid("trainset must be a list of maps")} do
-      numbers = Keyword.take(opts, [:k, :max_bootstrapped_demos, :max_labeled_demos, :max_errors])
-
-      options =
-        Map.new(numbers, fn {k, v} -> {Atom.to_string(k), v} end)
-        |> Map.put("metric_timeout", Keyword.get(opts, :metric_timeout, 30_000) / 1000)
-
-      args = %{
-        "id" => id,
-        "trainset" => trainset,
-        "optimizer" => optimizer,
-        "metric" => metric,
-        "as" => as,
-        "options" => options
-      }
-
-      with {:ok, result} <-
-             call(session, "compile", args, opts, @execute_timeout * 10) do
+  def compile(session, id, trainset, opts \\ []) do
+    route(session, {:compile, [id, trainset, opts]}, opts, @compile_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:as, :timeout | Optimizer.options()]),
+           {:ok, id} <- Args.program_id(id),
+           {:ok, as} <- if(opts[:as], do: Args.program_id(opts[:as]), else: {:ok, nil}),
+           {:ok, args} <- Optimizer.args(trainset, opts),
+           args = Map.merge(args, %{"id" => id, "as" => as}),
+           {:ok, result} <- call(session, "compile", args, opts, @compile_timeout) do
         {:ok, %{id: result["id"], demos: result["demos"]}}
       end
-    end
+    end)
   end
-
-  defp optimizer(o) when o in [:labeled_few_shot, :bootstrap_few_shot],
-    do: {:ok, Atom.to_string(o)}
-
-  defp optimizer(o),
-    do:
-      {:error,
-       invalid("optimizer must be :labeled_few_shot or :bootstrap_few_shot, got #{inspect(o)}")}
-
-  defp metric(nil), do: {:ok, nil}
-
-  defp metric({:exact_match, field}) when is_atom(field) or is_binary(field),
-    do: {:ok, %{"kind" => "exact_match", "field" => to_string(field)}}
-
-  # The function goes with this compile only: Python drops it when the compile ends.
-  defp metric(fun) when is_function(fun, 2) do
-    {:ok,
-     %{
-       "kind" => "elixir",
-       "key" => fun_handle(fn %{"example" => e, "prediction" => p} -> fun.(e, p) end)
-     }}
-  end
-
-  defp metric(other),
-    do:
-      {:error,
-       invalid(
-         "metric must be {:exact_match, field} or a 2-arity function, got #{inspect(other)}"
-       )}
 
   @doc """
   The program's state as a JSON-encodable map (string keys): its module kind, its
@@ -582,16 +485,13 @@ defmodule DSPex.Native.Session do
       {"predict", "Be terse."}
   """
   @spec export_program(t(), program_id(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def export_program(session, id, opts \\ [])
-
-  def export_program(session, id, opts) when remote?(session),
-    do: remote(session, :export_program, [id, opts], opts)
-
-  def export_program(session, id, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]),
-         {:ok, id} <- program_id(id) do
-      call(session, "export_program", %{"id" => id}, opts, @default_timeout)
-    end
+  def export_program(session, id, opts \\ []) do
+    route(session, {:export_program, [id, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, id} <- Args.program_id(id) do
+        call(session, "export_program", %{"id" => id}, opts, @default_timeout)
+      end
+    end)
   end
 
   @doc """
@@ -616,22 +516,17 @@ defmodule DSPex.Native.Session do
       {:ok, %{"answer" => "copied"}}
   """
   @spec import_program(t(), program_id(), map(), keyword()) :: :ok | {:error, Error.t()}
-  def import_program(session, id, exported, opts \\ [])
-
-  def import_program(session, id, exported, opts) when remote?(session),
-    do: remote(session, :import_program, [id, exported, opts], opts)
-
-  def import_program(session, id, exported, opts) do
-    with {:ok, opts} <- options(opts, [:replace, :timeout]),
-         {:ok, id} <- program_id(id),
-         {:ok, replace} <- boolean(Keyword.get(opts, :replace, false), :replace) do
-      if is_map(exported) do
+  def import_program(session, id, exported, opts \\ []) do
+    route(session, {:import_program, [id, exported, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:replace, :timeout]),
+           {:ok, id} <- Args.program_id(id),
+           {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
+           true <-
+             is_map(exported) || {:error, invalid("expected the map export_program/3 returned")} do
         args = %{"id" => id, "exported" => exported, "replace" => replace}
         ok(call(session, "import_program", args, opts, @default_timeout))
-      else
-        {:error, invalid("expected the map export_program/3 returned")}
       end
-    end
+    end)
   end
 
   @doc """
@@ -651,20 +546,15 @@ defmodule DSPex.Native.Session do
       true
   """
   @spec history(t(), non_neg_integer(), keyword()) :: {:ok, [map()]} | {:error, Error.t()}
-  def history(session, n \\ 10, opts \\ [])
-
-  def history(session, n, opts) when remote?(session),
-    do: remote(session, :history, [n, opts], opts)
-
-  def history(session, n, opts) when is_integer(n) and n >= 0 do
-    with {:ok, opts} <- options(opts, [:timeout]),
-         {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
-      {:ok, Enum.map(entries, fn e -> Map.new(e, fn {k, v} -> {String.to_atom(k), v} end) end)}
-    end
+  def history(session, n \\ 10, opts \\ []) do
+    route(session, {:history, [n, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, n} <- Args.count(n, "n"),
+           {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
+        {:ok, Enum.map(entries, fn e -> Map.new(e, fn {k, v} -> {String.to_atom(k), v} end) end)}
+      end
+    end)
   end
-
-  def history(_session, n, _opts),
-    do: {:error, invalid("n must be a non-negative integer, got #{inspect(n)}")}
 
   @doc """
   What the session holds: `:id`, `:name`, `:programs` (a count), `:executions` (successful
@@ -679,33 +569,28 @@ defmodule DSPex.Native.Session do
       {"stats", 0, 0, "dummy"}
   """
   @spec info(t(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def info(session, opts \\ [])
-  def info(session, opts) when remote?(session), do: remote(session, :info, [opts], opts)
-
-  def info(session, opts) do
-    with {:ok, opts} <- options(opts, [:timeout]),
-         {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
-      # The keys come from the bridge's fixed set, never from user data.
-      {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
-    end
+  def info(session, opts \\ []) do
+    route(session, {:info, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
+        # The keys come from the bridge's fixed set, never from user data.
+        {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
+      end
+    end)
   end
 
   # -- plumbing ----------------------------------------------------------------------------
 
-  defp remote(session, fun, args, opts, default \\ @default_timeout) do
-    timeout = if is_list(opts), do: Keyword.get(opts, :timeout, default), else: default
+  # A session on another node: the same function runs there (see DSPex.Native.Remote).
+  defp route(%__MODULE__{node: node} = session, {fun, args}, opts, default, _local)
+       when node != nil,
+       do: Remote.call(session, fun, args, Args.remote_timeout(opts, default))
 
-    Remote.call(
-      session,
-      fun,
-      args,
-      if(is_integer(timeout) or timeout == :infinity, do: timeout, else: default)
-    )
-  end
+  defp route(_session, _call, _opts, _default, local), do: local.()
 
   defp call(%__MODULE__{resource: resource, id: id}, op, args, opts, default) do
-    with {:ok, timeout} <- timeout(opts, default) do
-      Call.run(&session_job(resource, op, args, &1, &2), timeout, session: id)
+    with {:ok, timeout} <- Args.timeout(opts, default) do
+      Call.run({:session_call, [resource, op, args]}, timeout, session: id)
     end
   end
 
@@ -713,391 +598,12 @@ defmodule DSPex.Native.Session do
     {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
   end
 
-  defp open_job(name, lm, owner, tag, false), do: NIF.session_open(name, lm, owner, tag)
-  defp open_job(name, lm, owner, tag, true), do: NIF.session_open_dirty(name, lm, owner, tag)
-
-  defp session_job(resource, op, args, tag, false), do: NIF.session_call(resource, op, args, tag)
-
-  defp session_job(resource, op, args, tag, true),
-    do: NIF.session_call_dirty(resource, op, args, tag)
-
-  defp owner(nil), do: {:ok, nil}
-  defp owner(pid) when is_pid(pid) and node(pid) == node(), do: {:ok, pid}
-  defp owner(other), do: {:error, invalid("owner must be a local pid, got #{inspect(other)}")}
-
   defp ok({:ok, nil}), do: :ok
   defp ok({:error, _} = error), do: error
 
   defp bang({:ok, value}), do: value
   defp bang(:ok), do: :ok
   defp bang({:error, error}), do: raise(error)
-
-  defp invalid(message), do: Error.new(:invalid_argument, message)
-
-  defp options(opts, allowed) when is_list(opts) do
-    if Keyword.keyword?(opts) do
-      case Keyword.keys(opts) -- allowed do
-        [] ->
-          {:ok, opts}
-
-        unknown ->
-          {:error, invalid("unknown options #{inspect(unknown)}; allowed: #{inspect(allowed)}")}
-      end
-    else
-      {:error, invalid("options must be a keyword list, got #{inspect(opts)}")}
-    end
-  end
-
-  defp options(opts, _allowed),
-    do: {:error, invalid("options must be a keyword list, got #{inspect(opts)}")}
-
-  defp timeout(opts, default) do
-    case Keyword.get(opts, :timeout, default) do
-      :infinity ->
-        {:ok, :infinity}
-
-      ms when is_integer(ms) and ms >= 0 ->
-        {:ok, ms}
-
-      other ->
-        {:error,
-         invalid("timeout must be a non-negative integer or :infinity, got #{inspect(other)}")}
-    end
-  end
-
-  defp settings(opts) do
-    case Keyword.fetch(opts, :lm) do
-      {:ok, spec} -> with {:ok, lm} <- lm_spec(spec), do: {:ok, %{"lm" => lm}}
-      :error -> {:ok, %{}}
-    end
-  end
-
-  defp name(nil), do: {:ok, nil}
-
-  defp name(name) when is_binary(name) do
-    if String.valid?(name) and byte_size(name) <= 256,
-      do: {:ok, name},
-      else: {:error, invalid("name must be valid UTF-8 of at most 256 bytes")}
-  end
-
-  defp name(other), do: {:error, invalid("name must be a string, got #{inspect(other)}")}
-
-  @max_id_bytes 256
-
-  defp program_id(id) when is_atom(id) and id not in [nil, true, false],
-    do: program_id(Atom.to_string(id))
-
-  defp program_id(id) when is_binary(id) do
-    cond do
-      id == "" ->
-        {:error, invalid("program ID must not be empty")}
-
-      not String.valid?(id) ->
-        {:error, invalid("program ID #{inspect(id)} is not valid UTF-8")}
-
-      byte_size(id) > @max_id_bytes ->
-        {:error, invalid("program ID is longer than #{@max_id_bytes} bytes")}
-
-      true ->
-        {:ok, id}
-    end
-  end
-
-  defp program_id(other),
-    do: {:error, invalid("program ID must be a string or an atom, got #{inspect(other)}")}
-
-  defp inputs(inputs) when is_map(inputs) and not is_struct(inputs) do
-    case Enum.reject(Map.keys(inputs), &(is_binary(&1) or is_atom(&1))) do
-      [] -> :ok
-      bad -> {:error, invalid("input names must be atoms or strings, got #{inspect(bad)}")}
-    end
-  end
-
-  defp inputs(other), do: {:error, invalid("inputs must be a map, got #{inspect(other)}")}
-
-  # A function for Python to call back: the handle is its key, and Python keeps it inside
-  # the program (or compile) that uses it, so it goes when that goes. If the NIF is not
-  # loaded the call that would carry it fails with :not_started anyway.
-  defp fun_handle(fun) do
-    case Call.safe(fn -> NIF.callback_handle(fun) end) do
-      {:error, _} -> nil
-      handle -> handle
-    end
-  end
-
-  @no_react %{args: %{}}
-
-  defp react_options("react", opts) do
-    with {:ok, tools} <- tools(Keyword.get(opts, :tools)),
-         {:ok, max_iters} <- positive(Keyword.get(opts, :max_iters, 10), :max_iters),
-         {:ok, tool_timeout} <- positive(Keyword.get(opts, :tool_timeout, 30_000), :tool_timeout) do
-      {:ok,
-       %{
-         args: %{
-           "tools" => Enum.map(tools, & &1.spec),
-           "max_iters" => max_iters,
-           "tool_timeout" => tool_timeout / 1000
-         }
-       }}
-    end
-  end
-
-  defp react_options(_module, opts) do
-    case Keyword.take(opts, [:tools, :max_iters, :tool_timeout]) do
-      [] -> {:ok, @no_react}
-      given -> {:error, invalid("#{inspect(Keyword.keys(given))} only apply to module: :react")}
-    end
-  end
-
-  defp positive(n, _key) when is_integer(n) and n > 0, do: {:ok, n}
-
-  defp positive(n, key),
-    do: {:error, invalid("#{key} must be a positive integer, got #{inspect(n)}")}
-
-  defp tools(list) when is_list(list) and list != [] do
-    Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
-      case tool(tool) do
-        {:ok, t} -> {:cont, {:ok, acc ++ [t]}}
-        {:error, _} = error -> {:halt, error}
-      end
-    end)
-  end
-
-  defp tools(_),
-    do: {:error, invalid("module: :react needs tools: a non-empty list of tools")}
-
-  defp tool(tool) when is_list(tool), do: tool(Map.new(tool))
-
-  defp tool(%{name: name, fun: fun} = tool) when is_function(fun, 1) do
-    with :ok <- text(to_string(name), "tool name"),
-         {:ok, args} <- tool_args(Map.get(tool, :args, %{})) do
-      name = to_string(name)
-
-      {:ok,
-       %{
-         spec: %{
-           "name" => name,
-           "description" => Map.get(tool, :description, ""),
-           "args" => args,
-           "key" => fun_handle(fun)
-         }
-       }}
-    end
-  end
-
-  defp tool(other) do
-    {:error,
-     invalid(
-       "a tool is %{name: \"...\", description: \"...\", args: [arg: :type], fun: fn args -> ... end}" <>
-         " (fun takes one map); got #{inspect(other)}"
-     )}
-  end
-
-  # Tool arguments as JSON schema, which is what DSPy shows the LM.
-  defp tool_args(args) when is_map(args) or is_list(args) do
-    Enum.reduce_while(args, {:ok, %{}}, fn
-      {name, spec}, {:ok, acc} when is_atom(name) or is_binary(name) ->
-        {type, desc} =
-          case spec do
-            opts when is_list(opts) ->
-              {Keyword.get(opts, :type, :string), Keyword.get(opts, :desc)}
-
-            type ->
-              {type, nil}
-          end
-
-        case json_schema(type) do
-          {:ok, schema} ->
-            schema = if desc, do: Map.put(schema, "description", desc), else: schema
-            {:cont, {:ok, Map.put(acc, to_string(name), schema)}}
-
-          :error ->
-            {:halt,
-             {:error, invalid("tool argument #{name} has an unknown type #{inspect(type)}")}}
-        end
-
-      other, _ ->
-        {:halt, {:error, invalid("cannot read tool argument #{inspect(other)}")}}
-    end)
-  end
-
-  defp tool_args(other),
-    do: {:error, invalid("tool args must be a keyword list or map, got #{inspect(other)}")}
-
-  defp json_schema(:string), do: {:ok, %{"type" => "string"}}
-  defp json_schema(:integer), do: {:ok, %{"type" => "integer"}}
-  defp json_schema(:float), do: {:ok, %{"type" => "number"}}
-  defp json_schema(:boolean), do: {:ok, %{"type" => "boolean"}}
-  defp json_schema(:map), do: {:ok, %{"type" => "object"}}
-
-  defp json_schema({:list, inner}) do
-    with {:ok, items} <- json_schema(inner), do: {:ok, %{"type" => "array", "items" => items}}
-  end
-
-  defp json_schema(_), do: :error
-
-  defp module_kind(:predict), do: {:ok, "predict"}
-  defp module_kind(:react), do: {:ok, "react"}
-  defp module_kind(:chain_of_thought), do: {:ok, "chain_of_thought"}
-
-  defp module_kind({:custom, class}) when is_binary(class) or is_atom(class),
-    do: {:ok, ["custom", to_string(class)]}
-
-  defp module_kind(other) do
-    {:error,
-     invalid(
-       "module must be :predict, :chain_of_thought, :react or {:custom, \"ClassName\"}, got #{inspect(other)}"
-     )}
-  end
-
-  defp text(value, what) do
-    if is_binary(value) and String.valid?(value),
-      do: :ok,
-      else: {:error, invalid("#{what} must be a UTF-8 string")}
-  end
-
-  defp boolean(value, _key) when is_boolean(value), do: {:ok, value}
-
-  defp boolean(value, key),
-    do: {:error, invalid("#{key} must be a boolean, got #{inspect(value)}")}
-
-  # A custom module may build its own predictors: its signature is optional.
-  defp program_signature(nil, ["custom", _]), do: {:ok, nil}
-  defp program_signature(sig, _module), do: signature(sig)
-
-  defp signature(sig) when is_binary(sig), do: {:ok, sig}
-
-  defp signature(sig) when is_list(sig) do
-    if Keyword.keyword?(sig) and sig != [],
-      do: signature(Map.new(sig)),
-      else: {:error, invalid_signature("a signature must be a string, a map or a keyword list")}
-  end
-
-  defp signature(%{} = sig) when not is_struct(sig) do
-    with {:ok, inputs} <- fields(sig, :inputs),
-         {:ok, outputs} <- fields(sig, :outputs),
-         {:ok, instructions} <- instructions(Map.get(sig, :instructions)) do
-      case Map.keys(sig) -- [:inputs, :outputs, :instructions] do
-        [] ->
-          {:ok, %{"inputs" => inputs, "outputs" => outputs, "instructions" => instructions}}
-
-        extra ->
-          {:error, invalid_signature("unknown signature keys #{inspect(extra)}")}
-      end
-    end
-  end
-
-  defp signature(nil), do: {:error, invalid_signature("the :signature option is required")}
-
-  defp signature(other),
-    do:
-      {:error, invalid_signature("a signature must be a string or a map, got #{inspect(other)}")}
-
-  defp fields(sig, key) do
-    case Map.get(sig, key) do
-      list when is_list(list) and list != [] ->
-        list
-        |> Enum.reduce_while([], fn field, acc ->
-          case field(field) do
-            {:ok, pair} ->
-              {:cont, [pair | acc]}
-
-            :error ->
-              {:halt,
-               {:error,
-                invalid_signature(
-                  "#{key}: cannot read field #{inspect(field)}; use name or {name, \"description\"}"
-                )}}
-          end
-        end)
-        |> case do
-          {:error, _} = error -> error
-          pairs -> {:ok, Enum.reverse(pairs)}
-        end
-
-      _ ->
-        {:error,
-         invalid_signature("a structured signature needs a non-empty #{inspect(key)} list")}
-    end
-  end
-
-  defp field(name) when is_atom(name) and not is_nil(name), do: {:ok, [Atom.to_string(name), nil]}
-  defp field(name) when is_binary(name), do: {:ok, [name, nil]}
-
-  defp field({name, desc})
-       when (is_atom(name) or is_binary(name)) and (is_binary(desc) or is_nil(desc)),
-       do: {:ok, [to_string(name), desc]}
-
-  defp field({name, opts}) when (is_atom(name) or is_binary(name)) and is_list(opts) do
-    with true <- Keyword.keyword?(opts) and Keyword.keys(opts) -- [:type, :desc] == [],
-         desc when is_binary(desc) or is_nil(desc) <- Keyword.get(opts, :desc),
-         {:ok, type} <- field_type(Keyword.get(opts, :type)) do
-      {:ok, [to_string(name), desc, type]}
-    else
-      _ -> :error
-    end
-  end
-
-  defp field({name, type}) when is_atom(name) or is_binary(name) do
-    with {:ok, type} <- field_type(type), do: {:ok, [to_string(name), nil, type]}
-  end
-
-  defp field(_), do: :error
-
-  # Field types become Python annotations (str, int, float, bool, dict, list[...],
-  # Literal[...]); outputs come back as the matching Elixir terms.
-  defp field_type(nil), do: {:ok, nil}
-
-  defp field_type(t) when t in [:string, :integer, :float, :boolean, :map],
-    do: {:ok, Atom.to_string(t)}
-
-  defp field_type({:list, inner}) do
-    with {:ok, inner} when inner != nil <- field_type(inner), do: {:ok, ["list", inner]}
-  end
-
-  defp field_type({:literal, [_ | _] = values}) do
-    if Enum.all?(values, &(is_binary(&1) or is_atom(&1) or is_number(&1))),
-      do: {:ok, ["literal", Enum.map(values, &literal/1)]},
-      else: :error
-  end
-
-  defp field_type(_), do: :error
-
-  defp literal(v) when is_atom(v) and not is_boolean(v) and not is_nil(v), do: Atom.to_string(v)
-  defp literal(v), do: v
-
-  defp instructions(nil), do: {:ok, nil}
-  defp instructions(text) when is_binary(text), do: {:ok, text}
-  defp instructions(_), do: {:error, invalid_signature("instructions must be a string")}
-
-  defp invalid_signature(message), do: Error.new(:invalid_signature, message)
-
-  # Never inspect an LM spec in a message: it may hold an API key.
-  defp lm_spec(nil), do: {:ok, nil}
-  defp lm_spec(model) when is_binary(model), do: lm_spec({model, []})
-
-  defp lm_spec({:dummy, answers}) when is_list(answers) or is_map(answers),
-    do: {:ok, %{"kind" => "dummy", "answers" => answers}}
-
-  defp lm_spec({model, opts}) when is_binary(model) and is_list(opts) do
-    if Keyword.keyword?(opts) do
-      {:ok,
-       %{
-         "kind" => "lm",
-         "model" => model,
-         "kwargs" => Map.new(opts, fn {k, v} -> {Atom.to_string(k), v} end)
-       }}
-    else
-      {:error, invalid("lm options must be a keyword list (passed on to dspy.LM)")}
-    end
-  end
-
-  defp lm_spec(_other) do
-    {:error,
-     invalid(
-       "lm must be nil, a model string, {model, keyword} or {:dummy, answers} (a list or map of output maps)"
-     )}
-  end
 
   defimpl Inspect do
     # Reads only the struct: inspecting never calls into Python or the NIF.

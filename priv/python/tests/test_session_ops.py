@@ -438,7 +438,7 @@ def test_react_tools_call_through_call_elixir_and_errors_reach_the_lm(open_sessi
     tool = {"name": "weather", "description": "Weather by city", "key": "w/weather",
             "args": {"city": {"type": "string", "description": "a city"}}}
     ok(call(session, "create_program", {"id": "w", "signature": "question -> answer", "module": "react",
-                                         "tools": [tool], "max_iters": 5, "tool_timeout": 2.5}))
+                                         "tools": [tool], "max_iters": 5, "tool_timeout": 2_500}))
     out = ok(call(session, "execute", {"id": "w", "inputs": {"question": "Weather in Paris?"}}))
     assert out["answer"] == "21 degrees"
     assert [c[0]["args"]["city"] for c in calls] == ["Atlantis", "Paris"]

@@ -1,0 +1,62 @@
+defmodule DSPex.Native.Optimizer do
+  @moduledoc false
+  # `compile/4`'s optimizer and metric, as plain data for the Python side.
+
+  import DSPex.Native.Args, only: [integers: 2, invalid: 1]
+  import DSPex.Native.Tool, only: [fun_handle: 1]
+
+  @counts [:k, :max_bootstrapped_demos, :max_labeled_demos, :max_errors]
+
+  @doc false
+  def options, do: [:optimizer, :metric, :metric_timeout | @counts]
+
+  @doc false
+  # compile's arguments for Python: the optimizer, the metric, and the numeric options
+  # that were given (their defaults are Python's; `metric_timeout` in milliseconds).
+  def args(trainset, opts) do
+    with {:ok, optimizer} <- optimizer(Keyword.get(opts, :optimizer, :labeled_few_shot)),
+         {:ok, metric} <- metric(Keyword.get(opts, :metric)),
+         true <- is_list(trainset) || {:error, invalid("trainset must be a list of maps")},
+         {:ok, counts} <- integers(Keyword.take(opts, @counts), 0),
+         {:ok, timeout} <- integers(Keyword.take(opts, [:metric_timeout]), 1) do
+      options = Map.merge(counts, timeout)
+
+      {:ok,
+       %{
+         "trainset" => trainset,
+         "optimizer" => optimizer,
+         "metric" => metric,
+         "options" => options
+       }}
+    end
+  end
+
+  def optimizer(o) when o in [:labeled_few_shot, :bootstrap_few_shot],
+    do: {:ok, Atom.to_string(o)}
+
+  def optimizer(o),
+    do:
+      {:error,
+       invalid("optimizer must be :labeled_few_shot or :bootstrap_few_shot, got #{inspect(o)}")}
+
+  def metric(nil), do: {:ok, nil}
+
+  def metric({:exact_match, field}) when is_atom(field) or is_binary(field),
+    do: {:ok, %{"kind" => "exact_match", "field" => to_string(field)}}
+
+  # The function goes with this compile only: Python drops it when the compile ends.
+  def metric(fun) when is_function(fun, 2) do
+    {:ok,
+     %{
+       "kind" => "elixir",
+       "key" => fun_handle(fn %{"example" => e, "prediction" => p} -> fun.(e, p) end)
+     }}
+  end
+
+  def metric(other),
+    do:
+      {:error,
+       invalid(
+         "metric must be {:exact_match, field} or a 2-arity function, got #{inspect(other)}"
+       )}
+end

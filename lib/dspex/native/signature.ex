@@ -1,0 +1,135 @@
+defmodule DSPex.Native.Signature do
+  @moduledoc false
+  # A program's module kind and signature, from the shapes `create_program/3` takes to the
+  # plain data the Python side builds DSPy objects from. Only shapes are checked here: what
+  # a type or field name means to DSPy (allowed types, reserved names) is Python's rule.
+
+  alias DSPex.Native.Error
+
+  import DSPex.Native.Args, only: [invalid: 1]
+
+  def module_kind(:predict), do: {:ok, "predict"}
+  def module_kind(:react), do: {:ok, "react"}
+  def module_kind(:chain_of_thought), do: {:ok, "chain_of_thought"}
+
+  def module_kind({:custom, class}) when is_binary(class) or is_atom(class),
+    do: {:ok, ["custom", to_string(class)]}
+
+  def module_kind(other) do
+    {:error,
+     invalid(
+       "module must be :predict, :chain_of_thought, :react or {:custom, \"ClassName\"}, got #{inspect(other)}"
+     )}
+  end
+
+  # A custom module may build its own predictors: its signature is optional.
+  def program_signature(nil, ["custom", _]), do: {:ok, nil}
+  def program_signature(sig, _module), do: signature(sig)
+
+  def signature(sig) when is_binary(sig), do: {:ok, sig}
+
+  def signature(sig) when is_list(sig) do
+    if Keyword.keyword?(sig) and sig != [],
+      do: signature(Map.new(sig)),
+      else: {:error, invalid_signature("a signature must be a string, a map or a keyword list")}
+  end
+
+  def signature(%{} = sig) when not is_struct(sig) do
+    with {:ok, inputs} <- fields(sig, :inputs),
+         {:ok, outputs} <- fields(sig, :outputs),
+         {:ok, instructions} <- instructions(Map.get(sig, :instructions)) do
+      case Map.keys(sig) -- [:inputs, :outputs, :instructions] do
+        [] ->
+          {:ok, %{"inputs" => inputs, "outputs" => outputs, "instructions" => instructions}}
+
+        extra ->
+          {:error, invalid_signature("unknown signature keys #{inspect(extra)}")}
+      end
+    end
+  end
+
+  def signature(nil), do: {:error, invalid_signature("the :signature option is required")}
+
+  def signature(other),
+    do:
+      {:error, invalid_signature("a signature must be a string or a map, got #{inspect(other)}")}
+
+  def fields(sig, key) do
+    case Map.get(sig, key) do
+      list when is_list(list) and list != [] ->
+        list
+        |> Enum.reduce_while([], fn field, acc ->
+          case field(field) do
+            {:ok, pair} ->
+              {:cont, [pair | acc]}
+
+            :error ->
+              {:halt,
+               {:error,
+                invalid_signature(
+                  "#{key}: cannot read field #{inspect(field)}; use name or {name, \"description\"}"
+                )}}
+          end
+        end)
+        |> case do
+          {:error, _} = error -> error
+          pairs -> {:ok, Enum.reverse(pairs)}
+        end
+
+      _ ->
+        {:error,
+         invalid_signature("a structured signature needs a non-empty #{inspect(key)} list")}
+    end
+  end
+
+  def field(name) when is_atom(name) and not is_nil(name), do: {:ok, [Atom.to_string(name), nil]}
+  def field(name) when is_binary(name), do: {:ok, [name, nil]}
+
+  def field({name, desc})
+      when (is_atom(name) or is_binary(name)) and (is_binary(desc) or is_nil(desc)),
+      do: {:ok, [to_string(name), desc]}
+
+  def field({name, opts}) when (is_atom(name) or is_binary(name)) and is_list(opts) do
+    with true <- Keyword.keyword?(opts) and Keyword.keys(opts) -- [:type, :desc] == [],
+         desc when is_binary(desc) or is_nil(desc) <- Keyword.get(opts, :desc),
+         {:ok, type} <- field_type(Keyword.get(opts, :type)) do
+      {:ok, [to_string(name), desc, type]}
+    else
+      _ -> :error
+    end
+  end
+
+  def field({name, type}) when is_atom(name) or is_binary(name) do
+    with {:ok, type} <- field_type(type), do: {:ok, [to_string(name), nil, type]}
+  end
+
+  def field(_), do: :error
+
+  # Field types become Python annotations (str, int, float, bool, dict, list[...],
+  # Literal[...]); outputs come back as the matching Elixir terms.
+  def field_type(nil), do: {:ok, nil}
+
+  def field_type(t) when t in [:string, :integer, :float, :boolean, :map],
+    do: {:ok, Atom.to_string(t)}
+
+  def field_type({:list, inner}) do
+    with {:ok, inner} when inner != nil <- field_type(inner), do: {:ok, ["list", inner]}
+  end
+
+  def field_type({:literal, [_ | _] = values}) do
+    if Enum.all?(values, &(is_binary(&1) or is_atom(&1) or is_number(&1))),
+      do: {:ok, ["literal", Enum.map(values, &literal/1)]},
+      else: :error
+  end
+
+  def field_type(_), do: :error
+
+  def literal(v) when is_atom(v) and not is_boolean(v) and not is_nil(v), do: Atom.to_string(v)
+  def literal(v), do: v
+
+  def instructions(nil), do: {:ok, nil}
+  def instructions(text) when is_binary(text), do: {:ok, text}
+  def instructions(_), do: {:error, invalid_signature("instructions must be a string")}
+
+  def invalid_signature(message), do: Error.new(:invalid_signature, message)
+end

@@ -1,0 +1,123 @@
+defmodule DSPex.Native.Tool do
+  @moduledoc false
+  # Elixir functions Python calls back: ReAct tools (name, description, arguments as JSON
+  # schema, function) and the options that go with them.
+
+  alias DSPex.Native.{Call, NIF}
+
+  import DSPex.Native.Args, only: [integers: 2, invalid: 1, text: 2]
+
+  # A function for Python to call back: the handle is its key, and Python keeps it inside
+  # the program (or compile) that uses it, so it goes when that goes. If the NIF is not
+  # loaded the call that would carry it fails with :not_started anyway.
+  def fun_handle(fun) do
+    case Call.safe(fn -> NIF.callback_handle(fun) end) do
+      {:error, _} -> nil
+      handle -> handle
+    end
+  end
+
+  @react_options [:tools, :max_iters, :tool_timeout]
+
+  @doc false
+  def react_options, do: @react_options
+
+  @doc false
+  # The arguments `module: :react` adds to create_program: tools always, the rest only when
+  # given (their defaults are Python's). Times cross the boundary in milliseconds.
+  def react_args("react", opts) do
+    with {:ok, tools} <- tools(Keyword.get(opts, :tools)),
+         {:ok, numbers} <- integers(Keyword.take(opts, [:max_iters, :tool_timeout]), 1) do
+      {:ok, Map.put(numbers, "tools", Enum.map(tools, & &1.spec))}
+    end
+  end
+
+  def react_args(_module, opts) do
+    case Keyword.take(opts, @react_options) do
+      [] -> {:ok, %{}}
+      given -> {:error, invalid("#{inspect(Keyword.keys(given))} only apply to module: :react")}
+    end
+  end
+
+  def tools(list) when is_list(list) and list != [] do
+    Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
+      case tool(tool) do
+        {:ok, t} -> {:cont, {:ok, acc ++ [t]}}
+        {:error, _} = error -> {:halt, error}
+      end
+    end)
+  end
+
+  def tools(_),
+    do: {:error, invalid("module: :react needs tools: a non-empty list of tools")}
+
+  def tool(tool) when is_list(tool), do: tool(Map.new(tool))
+
+  def tool(%{name: name, fun: fun} = tool) when is_function(fun, 1) do
+    with :ok <- text(to_string(name), "tool name"),
+         {:ok, args} <- tool_args(Map.get(tool, :args, %{})) do
+      name = to_string(name)
+
+      {:ok,
+       %{
+         spec: %{
+           "name" => name,
+           "description" => Map.get(tool, :description, ""),
+           "args" => args,
+           "key" => fun_handle(fun)
+         }
+       }}
+    end
+  end
+
+  def tool(other) do
+    {:error,
+     invalid(
+       "a tool is %{name: \"...\", description: \"...\", args: [arg: :type], fun: fn args -> ... end}" <>
+         " (fun takes one map); got #{inspect(other)}"
+     )}
+  end
+
+  # Tool arguments as JSON schema, which is what DSPy shows the LM.
+  def tool_args(args) when is_map(args) or is_list(args) do
+    Enum.reduce_while(args, {:ok, %{}}, fn
+      {name, spec}, {:ok, acc} when is_atom(name) or is_binary(name) ->
+        {type, desc} =
+          case spec do
+            opts when is_list(opts) ->
+              {Keyword.get(opts, :type, :string), Keyword.get(opts, :desc)}
+
+            type ->
+              {type, nil}
+          end
+
+        case json_schema(type) do
+          {:ok, schema} ->
+            schema = if desc, do: Map.put(schema, "description", desc), else: schema
+            {:cont, {:ok, Map.put(acc, to_string(name), schema)}}
+
+          :error ->
+            {:halt,
+             {:error, invalid("tool argument #{name} has an unknown type #{inspect(type)}")}}
+        end
+
+      other, _ ->
+        {:halt, {:error, invalid("cannot read tool argument #{inspect(other)}")}}
+    end)
+  end
+
+  def tool_args(other),
+    do: {:error, invalid("tool args must be a keyword list or map, got #{inspect(other)}")}
+
+  def json_schema(:string), do: {:ok, %{"type" => "string"}}
+  def json_schema(:integer), do: {:ok, %{"type" => "integer"}}
+  def json_schema(:float), do: {:ok, %{"type" => "number"}}
+  def json_schema(:boolean), do: {:ok, %{"type" => "boolean"}}
+  def json_schema(:map), do: {:ok, %{"type" => "object"}}
+
+  def json_schema({:list, inner}) do
+    with {:ok, items} <- json_schema(inner), do: {:ok, %{"type" => "array", "items" => items}}
+  end
+
+  def json_schema(_), do: :error
+end
