@@ -1,7 +1,42 @@
 defmodule DSPex.Native.LM do
-  @moduledoc false
-  # LM specs (`nil`, a model string, `{model, opts}`, `{:dummy, answers}`) and the other
-  # session settings, as plain data for the Python side, which builds the `dspy.LM`.
+  @moduledoc """
+  The LM a session talks to, and how.
+
+  Elixir checks the shape of these terms; the Python side builds the `dspy.LM` (and owns
+  what its options mean).
+
+  ## LM specs (`lm:` on `open/1` and `configure/2`)
+
+  * `nil`: no LM (executing gives `:no_lm`);
+  * `"openai/gpt-4o-mini"`: a model string for `dspy.LM` (provider keys come from the
+    environment as usual);
+  * `{"openai/gpt-4o-mini", api_key: ..., api_base: ..., temperature: ...}`: options
+    passed on to `dspy.LM`, except `cache:` (below);
+  * `{:dummy, answers}`: DSPy's `DummyLM`, for tests and offline work. A list of output maps
+    is consumed one per call; a map from a substring of the prompt to an output map answers
+    whichever prompt contains the substring (substrings are tried in the map's order, which
+    for an Elixir map is sorted, so `""` — matching everything — comes first).
+
+  API keys stay in Python: they never appear in `inspect/1`, `info/1`, errors or logs.
+
+  `cache:` says where a real LM's answers are cached. Every cache key includes the LM's
+  endpoint (`api_base`) and a hash of its credentials, so different servers or keys never
+  share an answer. Nothing is written to disk unless you name a directory.
+
+  * `true` or `:session` (the default): in this session only, in memory (its last 100
+    answers), freed with the session;
+  * `:shared`: in one in-memory cache shared by every session that also says `:shared`;
+  * `{:disk, directory}`: on disk in `directory` (shared by the sessions that name it);
+  * `false`: not cached.
+
+
+  ## Adapters
+
+  `adapter:` on `DSPex.Native.Session.open/1`, `configure/2` (for every program of the
+  session) and `create_program/3` (for one program): `:chat` (DSPy's default), `:json`,
+  `:xml` or `:two_step` (a second call to the session's LM extracts the fields); `nil`
+  goes back to the default.
+  """
 
   import DSPex.Native.Args, only: [invalid: 1]
 

@@ -1,5 +1,20 @@
 defmodule DSPex.Native.Optimizer do
-  @moduledoc false
+  @moduledoc """
+  The optimizers of `DSPex.Native.Session.compile/4` and their options.
+
+  Options:
+
+  * `:optimizer`: `:labeled_few_shot` (the default: trainset examples become demos) or
+    `:bootstrap_few_shot` (runs the program on the trainset and keeps as demos the runs the
+    metric accepts);
+  * `:metric`: `{:exact_match, field}`, or an Elixir function
+    `(example, prediction -> boolean | number)` called back like a ReAct tool (both maps
+    with string keys); required by `:bootstrap_few_shot`;
+  * `:as`: store the compiled program under this ID instead of replacing `id`;
+  * `:k` (labeled), `:max_bootstrapped_demos`, `:max_labeled_demos`, `:max_errors`
+    (bootstrap), `:metric_timeout` (ms), `:timeout`.
+  """
+
   # `compile/4`'s optimizer and metric, as plain data for the Python side.
 
   import DSPex.Native.Args, only: [integers: 2, invalid: 1]
@@ -31,21 +46,21 @@ defmodule DSPex.Native.Optimizer do
     end
   end
 
-  def optimizer(o) when o in [:labeled_few_shot, :bootstrap_few_shot],
+  defp optimizer(o) when o in [:labeled_few_shot, :bootstrap_few_shot],
     do: {:ok, Atom.to_string(o)}
 
-  def optimizer(o),
+  defp optimizer(o),
     do:
       {:error,
        invalid("optimizer must be :labeled_few_shot or :bootstrap_few_shot, got #{inspect(o)}")}
 
-  def metric(nil), do: {:ok, nil}
+  defp metric(nil), do: {:ok, nil}
 
-  def metric({:exact_match, field}) when is_atom(field) or is_binary(field),
+  defp metric({:exact_match, field}) when is_atom(field) or is_binary(field),
     do: {:ok, %{"kind" => "exact_match", "field" => to_string(field)}}
 
   # The function goes with this compile only: Python drops it when the compile ends.
-  def metric(fun) when is_function(fun, 2) do
+  defp metric(fun) when is_function(fun, 2) do
     {:ok,
      %{
        "kind" => "elixir",
@@ -53,7 +68,7 @@ defmodule DSPex.Native.Optimizer do
      }}
   end
 
-  def metric(other),
+  defp metric(other),
     do:
       {:error,
        invalid(

@@ -17,50 +17,11 @@ defmodule DSPex.Native.Session do
       iex> DSPex.Native.Session.execute(session, "qa", %{question: "Capital of France?"})
       {:ok, %{"answer" => "Paris"}}
 
-  ## LM specs
+  ## What a session takes
 
-  * `nil`: no LM (executing gives `:no_lm`);
-  * `"openai/gpt-4o-mini"`: a model string for `dspy.LM` (provider keys come from the
-    environment as usual);
-  * `{"openai/gpt-4o-mini", api_key: ..., api_base: ..., temperature: ...}`: options
-    passed on to `dspy.LM`, except `cache:` (below);
-  * `{:dummy, answers}`: DSPy's `DummyLM`, for tests and offline work. A list of output maps
-    is consumed one per call; a map from a substring of the prompt to an output map answers
-    whichever prompt contains the substring (substrings are tried in the map's order, which
-    for an Elixir map is sorted, so `""` — matching everything — comes first).
-
-  API keys stay in Python: they never appear in `inspect/1`, `info/1`, errors or logs.
-
-  `cache:` says where a real LM's answers are cached. Every cache key includes the LM's
-  endpoint (`api_base`) and a hash of its credentials, so different servers or keys never
-  share an answer. Nothing is written to disk unless you name a directory.
-
-  * `true` or `:session` (the default): in this session only, in memory (its last 100
-    answers), freed with the session;
-  * `:shared`: in one in-memory cache shared by every session that also says `:shared`;
-  * `{:disk, directory}`: on disk in `directory` (shared by the sessions that name it);
-  * `false`: not cached.
-
-  ## Signatures
-
-  A DSPy string signature, `"question -> answer"` or `"context, question -> answer: int"`,
-  or a structure:
-
-      %{inputs: [question: "what to answer"], outputs: [answer: "a short answer"],
-        instructions: "Answer briefly."}
-
-  (a map or keyword; descriptions are optional: `inputs: [:question]`). Signatures are data,
-  never code: a string signature is parsed without evaluating anything, and its types may
-  only be builtins (`str`, `int`, `float`, `bool`, `list[...]`, `dict[...]`, `tuple[...]`,
-  `X | None`), `typing` (`Any`, `List`, `Dict`, `Tuple`, `Optional`, `Union`,
-  `Literal[...]`) and DSPy's types (`dspy.Image`, `dspy.History`, `dspy.Tool`,
-  `dspy.ToolCalls`, `dspy.Code["python"]`, `dspy.Audio`). Anything else, such as a quoted
-  type, is `:invalid_signature`.
-
-  Field names that DSPy's modules take as control arguments are reserved and refused with
-  `:invalid_signature`: `signature`, `demos`, `config`, `lm`, `prediction`, `new_signature`
-  and `completed` everywhere; `reasoning` in `:chain_of_thought`; `reasoning`, `max_iters`,
-  `trajectory`, `next_thought`, `next_tool_name` and `next_tool_args` in `:react`.
+  * LM specs (`lm:`), `cache:` and adapters: `DSPex.Native.LM`;
+  * signatures and reserved field names: `DSPex.Native.Signature`;
+  * ReAct tools: `DSPex.Native.Tool`; optimizers for `compile/4`: `DSPex.Native.Optimizer`.
 
   ## Timeouts and cancellation
 
@@ -82,9 +43,7 @@ defmodule DSPex.Native.Session do
   the new LM, `:closed`).
   """
 
-  alias DSPex.Native.{Args, Call, Error, LM, NIF, Optimizer, Remote, Signature, Tool}
-
-  import DSPex.Native.Args, only: [invalid: 1]
+  alias DSPex.Native.{Error, Requests}
 
   @enforce_keys [:resource, :id, :name]
   defstruct [:resource, :id, :name, node: nil]
@@ -110,10 +69,6 @@ defmodule DSPex.Native.Session do
   @typedoc "A DSPy string signature or a structured one; see the module doc."
   @type signature :: String.t() | map() | keyword()
 
-  @execute_timeout 30_000
-  @compile_timeout 300_000
-  @default_timeout 15_000
-
   @doc """
   Opens a session.
 
@@ -135,45 +90,7 @@ defmodule DSPex.Native.Session do
       "user_a"
   """
   @spec open(keyword()) :: {:ok, t()} | {:error, Error.t()}
-  def open(opts \\ []) do
-    allowed = [:name, :lm, :adapter, :owner, :timeout, :node, :placement]
-
-    with {:ok, opts} <- Args.options(opts, allowed),
-         {:ok, node} <- Remote.placement(opts) do
-      opts = Keyword.drop(opts, [:node, :placement])
-      if node == node(), do: open_here(opts), else: Remote.open(node, opts, @default_timeout)
-    end
-  end
-
-  @doc false
-  # Opens a session on this node (also what `Remote` runs on the session's node).
-  def open_here(opts) do
-    with {:ok, name} <- Args.name(Keyword.get(opts, :name)),
-         {:ok, lm} <- LM.spec(Keyword.get(opts, :lm)),
-         {:ok, owner} <- Args.owner(Keyword.get(opts, :owner)),
-         {:ok, timeout} <- Args.timeout(opts, @default_timeout),
-         {:ok, resource} <- Call.run({:session_open, [name, lm, owner]}, timeout) do
-      {id, name, _closed} = NIF.session_meta(resource)
-      session = %__MODULE__{resource: resource, id: id, name: if(name == "", do: nil, else: name)}
-      with_adapter(session, opts)
-    end
-  end
-
-  # `adapter:` at open is a configure right after: a session without one opens in one job.
-  defp with_adapter(session, opts) do
-    case Keyword.fetch(opts, :adapter) do
-      :error ->
-        {:ok, session}
-
-      {:ok, adapter} ->
-        timeout = Keyword.get(opts, :timeout, @default_timeout)
-
-        case configure(session, adapter: adapter, timeout: timeout) do
-          :ok -> {:ok, session}
-          {:error, _} = error -> close(session) && error
-        end
-    end
-  end
+  defdelegate open(opts \\ []), to: Requests
 
   @doc """
   Like `open/1`, but raises `DSPex.Native.Error`.
@@ -199,13 +116,7 @@ defmodule DSPex.Native.Session do
       iex> {:error, %DSPex.Native.Error{reason: :closed}} = DSPex.Native.Session.list_programs(session)
   """
   @spec close(t()) :: :ok
-  def close(%__MODULE__{node: node} = session) when node != nil do
-    # Idempotent: a session whose node is gone is closed already.
-    Remote.call(session, :close, [], @default_timeout)
-    :ok
-  end
-
-  def close(%__MODULE__{resource: resource}), do: NIF.session_close(resource)
+  defdelegate close(session), to: Requests
 
   @doc """
   Drops every program; the session and its LM stay.
@@ -220,13 +131,7 @@ defmodule DSPex.Native.Session do
       {:ok, []}
   """
   @spec reset(t(), keyword()) :: :ok | {:error, Error.t()}
-  def reset(session, opts \\ []) do
-    route(session, {:reset, [opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]) do
-        ok(call(session, "reset", %{}, opts, @default_timeout))
-      end
-    end)
-  end
+  defdelegate reset(session, opts \\ []), to: Requests
 
   @doc """
   Changes the session's settings. Options: `:lm` (an `t:lm_spec/0`; `nil` removes it; left
@@ -240,14 +145,7 @@ defmodule DSPex.Native.Session do
       :ok
   """
   @spec configure(t(), keyword()) :: :ok | {:error, Error.t()}
-  def configure(session, opts) do
-    route(session, {:configure, [opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:lm, :adapter, :timeout]),
-           {:ok, settings} <- LM.settings(opts) do
-        ok(call(session, "configure", settings, opts, @default_timeout))
-      end
-    end)
-  end
+  defdelegate configure(session, opts), to: Requests
 
   @doc """
   Creates a program in the session.
@@ -255,17 +153,9 @@ defmodule DSPex.Native.Session do
   Options: `:signature` (required; see the module doc), `:module` (`:predict`, the default,
   `:chain_of_thought`, `:react`, or `{:custom, "ClassName"}` for a class loaded with
   `load_module/4`, where the signature is optional), `:replace` (overwrite an existing
-  program with this ID instead of returning `:already_exists`), `:timeout`.
-
-  `module: :react` is DSPy's ReAct agent with Elixir tools. `:tools` is a list of
-  `%{name: "weather", description: "...", args: [city: :string], fun: fn args -> ... end}`
-  (argument types as for signature fields, or `[type: t, desc: "..."]`); `fun` gets a map
-  of the arguments the LM chose (string keys) and returns any term with a Python form. When
-  DSPy calls a tool, the function runs in a process of its own, tied to the call, while the
-  Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
-  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM,
-  and the process is killed once nobody waits for it. `:max_iters` (default 10) passes
-  through. A tool is its own function wherever its name is used; it is freed with its program.
+  program with this ID instead of returning `:already_exists`), `:adapter` (this program's
+  own, over the session's; see `DSPex.Native.LM`), `:timeout`. `module: :react` takes
+  `:tools`, `:max_iters` and `:tool_timeout` (see `DSPex.Native.Tool`).
 
   ## Examples
 
@@ -280,22 +170,7 @@ defmodule DSPex.Native.Session do
       :ok
   """
   @spec create_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
-  def create_program(session, id, opts) do
-    route(session, {:create_program, [id, opts]}, opts, @default_timeout, fn ->
-      allowed = [:signature, :module, :adapter, :replace, :timeout] ++ Tool.react_options()
-
-      with {:ok, opts} <- Args.options(opts, allowed),
-           {:ok, id} <- Args.program_id(id),
-           {:ok, module} <- Signature.module_kind(Keyword.get(opts, :module, :predict)),
-           {:ok, signature} <- Signature.program_signature(Keyword.get(opts, :signature), module),
-           {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
-           {:ok, react} <- Tool.react_args(module, opts) do
-        args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
-        args = args |> Map.merge(react) |> Map.put("adapter", Keyword.get(opts, :adapter))
-        ok(call(session, "create_program", args, opts, @default_timeout))
-      end
-    end)
-  end
+  defdelegate create_program(session, id, opts), to: Requests
 
   @doc """
   Like `create_program/3`, but raises `DSPex.Native.Error`.
@@ -324,15 +199,7 @@ defmodule DSPex.Native.Session do
       ...>   DSPex.Native.Session.execute(session, "nope", %{question: "?"})
   """
   @spec execute(t(), program_id(), map(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def execute(session, id, inputs, opts \\ []) do
-    route(session, {:execute, [id, inputs, opts]}, opts, @execute_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]),
-           {:ok, id} <- Args.program_id(id),
-           :ok <- Args.inputs(inputs) do
-        call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
-      end
-    end)
-  end
+  defdelegate execute(session, id, inputs, opts \\ []), to: Requests
 
   @doc """
   Like `execute/4`, but returns the outputs or raises `DSPex.Native.Error`.
@@ -359,13 +226,7 @@ defmodule DSPex.Native.Session do
       {:ok, ["a", "b"]}
   """
   @spec list_programs(t(), keyword()) :: {:ok, [String.t()]} | {:error, Error.t()}
-  def list_programs(session, opts \\ []) do
-    route(session, {:list_programs, [opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]) do
-        call(session, "list_programs", %{}, opts, @default_timeout)
-      end
-    end)
-  end
+  defdelegate list_programs(session, opts \\ []), to: Requests
 
   @doc """
   Deletes a program; `:not_found` if the session has none with that ID.
@@ -379,14 +240,7 @@ defmodule DSPex.Native.Session do
       iex> {:error, %DSPex.Native.Error{reason: :not_found}} = DSPex.Native.Session.delete_program(session, "p")
   """
   @spec delete_program(t(), program_id(), keyword()) :: :ok | {:error, Error.t()}
-  def delete_program(session, id, opts \\ []) do
-    route(session, {:delete_program, [id, opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]),
-           {:ok, id} <- Args.program_id(id) do
-        ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
-      end
-    end)
-  end
+  defdelegate delete_program(session, id, opts \\ []), to: Requests
 
   @doc """
   Runs Python `source` in a namespace that belongs to this session, so that a
@@ -417,32 +271,13 @@ defmodule DSPex.Native.Session do
   """
   @spec load_module(t(), String.t(), String.t(), keyword()) ::
           {:ok, [String.t()]} | {:error, Error.t()}
-  def load_module(session, name, source, opts \\ []) do
-    route(session, {:load_module, [name, source, opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]),
-           :ok <- Args.text(name, "module name"),
-           :ok <- Args.text(source, "module source") do
-        args = %{"name" => name, "source" => source}
-        call(session, "load_module", args, opts, @default_timeout)
-      end
-    end)
-  end
+  defdelegate load_module(session, name, source, opts \\ []), to: Requests
 
   @doc """
   Optimises program `id` against `trainset` (a list of maps holding its inputs and the
-  expected outputs) with one of DSPy's optimizers, offline-capable with DummyLM.
-
-  Options:
-
-  * `:optimizer`: `:labeled_few_shot` (the default: trainset examples become demos) or
-    `:bootstrap_few_shot` (runs the program on the trainset and keeps as demos the runs the
-    metric accepts);
-  * `:metric`: `{:exact_match, field}`, or an Elixir function
-    `(example, prediction -> boolean | number)` called back like a ReAct tool (both maps
-    with string keys); required by `:bootstrap_few_shot`;
-  * `:as`: store the compiled program under this ID instead of replacing `id`;
-  * `:k` (labeled), `:max_bootstrapped_demos`, `:max_labeled_demos`, `:max_errors`
-    (bootstrap), `:metric_timeout` (ms), `:timeout`.
+  expected outputs) with one of DSPy's optimizers, offline-capable with DummyLM. Options:
+  `:optimizer`, `:metric` and its numbers (see `DSPex.Native.Optimizer`), `:as` (store the
+  compiled program under this ID instead of replacing `id`), `:timeout`.
 
   Returns `{:ok, %{id: id, demos: count}}`.
 
@@ -457,18 +292,7 @@ defmodule DSPex.Native.Session do
   """
   @spec compile(t(), program_id(), [map()], keyword()) ::
           {:ok, %{id: String.t(), demos: non_neg_integer()}} | {:error, Error.t()}
-  def compile(session, id, trainset, opts \\ []) do
-    route(session, {:compile, [id, trainset, opts]}, opts, @compile_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:as, :timeout | Optimizer.options()]),
-           {:ok, id} <- Args.program_id(id),
-           {:ok, as} <- if(opts[:as], do: Args.program_id(opts[:as]), else: {:ok, nil}),
-           {:ok, args} <- Optimizer.args(trainset, opts),
-           args = Map.merge(args, %{"id" => id, "as" => as}),
-           {:ok, result} <- call(session, "compile", args, opts, @compile_timeout) do
-        {:ok, %{id: result["id"], demos: result["demos"]}}
-      end
-    end)
-  end
+  defdelegate compile(session, id, trainset, opts \\ []), to: Requests
 
   @doc """
   The program's state as a JSON-encodable map (string keys): its module kind, its
@@ -485,14 +309,7 @@ defmodule DSPex.Native.Session do
       {"predict", "Be terse."}
   """
   @spec export_program(t(), program_id(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def export_program(session, id, opts \\ []) do
-    route(session, {:export_program, [id, opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]),
-           {:ok, id} <- Args.program_id(id) do
-        call(session, "export_program", %{"id" => id}, opts, @default_timeout)
-      end
-    end)
-  end
+  defdelegate export_program(session, id, opts \\ []), to: Requests
 
   @doc """
   Recreates a program from `export_program/3`'s map under `id` (a custom module's class
@@ -516,18 +333,7 @@ defmodule DSPex.Native.Session do
       {:ok, %{"answer" => "copied"}}
   """
   @spec import_program(t(), program_id(), map(), keyword()) :: :ok | {:error, Error.t()}
-  def import_program(session, id, exported, opts \\ []) do
-    route(session, {:import_program, [id, exported, opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:replace, :timeout]),
-           {:ok, id} <- Args.program_id(id),
-           {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
-           true <-
-             is_map(exported) || {:error, invalid("expected the map export_program/3 returned")} do
-        args = %{"id" => id, "exported" => exported, "replace" => replace}
-        ok(call(session, "import_program", args, opts, @default_timeout))
-      end
-    end)
-  end
+  defdelegate import_program(session, id, exported, opts \\ []), to: Requests
 
   @doc """
   The session's last `n` LM calls, oldest first: each a map with `:model`, `:messages`
@@ -546,15 +352,7 @@ defmodule DSPex.Native.Session do
       true
   """
   @spec history(t(), non_neg_integer(), keyword()) :: {:ok, [map()]} | {:error, Error.t()}
-  def history(session, n \\ 10, opts \\ []) do
-    route(session, {:history, [n, opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]),
-           {:ok, n} <- Args.count(n, "n"),
-           {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
-        {:ok, Enum.map(entries, fn e -> Map.new(e, fn {k, v} -> {String.to_atom(k), v} end) end)}
-      end
-    end)
-  end
+  defdelegate history(session, n \\ 10, opts \\ []), to: Requests
 
   @doc """
   What the session holds: `:id`, `:name`, `:programs` (a count), `:executions` (successful
@@ -569,37 +367,7 @@ defmodule DSPex.Native.Session do
       {"stats", 0, 0, "dummy"}
   """
   @spec info(t(), keyword()) :: {:ok, map()} | {:error, Error.t()}
-  def info(session, opts \\ []) do
-    route(session, {:info, [opts]}, opts, @default_timeout, fn ->
-      with {:ok, opts} <- Args.options(opts, [:timeout]),
-           {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
-        # The keys come from the bridge's fixed set, never from user data.
-        {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
-      end
-    end)
-  end
-
-  # -- plumbing ----------------------------------------------------------------------------
-
-  # A session on another node: the same function runs there (see DSPex.Native.Remote).
-  defp route(%__MODULE__{node: node} = session, {fun, args}, opts, default, _local)
-       when node != nil,
-       do: Remote.call(session, fun, args, Args.remote_timeout(opts, default))
-
-  defp route(_session, _call, _opts, _default, local), do: local.()
-
-  defp call(%__MODULE__{resource: resource, id: id}, op, args, opts, default) do
-    with {:ok, timeout} <- Args.timeout(opts, default) do
-      Call.run({:session_call, [resource, op, args]}, timeout, session: id)
-    end
-  end
-
-  defp call(other, _op, _args, _opts, _default) do
-    {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
-  end
-
-  defp ok({:ok, nil}), do: :ok
-  defp ok({:error, _} = error), do: error
+  defdelegate info(session, opts \\ []), to: Requests
 
   defp bang({:ok, value}), do: value
   defp bang(:ok), do: :ok

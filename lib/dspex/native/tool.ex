@@ -1,5 +1,18 @@
 defmodule DSPex.Native.Tool do
-  @moduledoc false
+  @moduledoc """
+  Elixir functions that Python calls back: ReAct tools.
+
+  `module: :react` is DSPy's ReAct agent with Elixir tools. `:tools` is a list of
+  `%{name: "weather", description: "...", args: [city: :string], fun: fn args -> ... end}`
+  (argument types as for signature fields, or `[type: t, desc: "..."]`); `fun` gets a map
+  of the arguments the LM chose (string keys) and returns any term with a Python form. When
+  DSPy calls a tool, the function runs in a process of its own, tied to the call, while the
+  Python worker waits without the GIL; an exception, exit or a `:tool_timeout`
+  (milliseconds, default 30 000) reaches DSPy as a tool error, which ReAct shows the LM,
+  and the process is killed once nobody waits for it. `:max_iters` (default 10) passes
+  through. A tool is its own function wherever its name is used; it is freed with its program.
+  """
+
   # Elixir functions Python calls back: ReAct tools (name, description, arguments as JSON
   # schema, function) and the options that go with them.
 
@@ -7,6 +20,7 @@ defmodule DSPex.Native.Tool do
 
   import DSPex.Native.Args, only: [integers: 2, invalid: 1, text: 2]
 
+  @doc false
   # A function for Python to call back: the handle is its key, and Python keeps it inside
   # the program (or compile) that uses it, so it goes when that goes. If the NIF is not
   # loaded the call that would carry it fails with :not_started anyway.
@@ -39,7 +53,7 @@ defmodule DSPex.Native.Tool do
     end
   end
 
-  def tools(list) when is_list(list) and list != [] do
+  defp tools(list) when is_list(list) and list != [] do
     Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
       case tool(tool) do
         {:ok, t} -> {:cont, {:ok, acc ++ [t]}}
@@ -48,12 +62,12 @@ defmodule DSPex.Native.Tool do
     end)
   end
 
-  def tools(_),
+  defp tools(_),
     do: {:error, invalid("module: :react needs tools: a non-empty list of tools")}
 
-  def tool(tool) when is_list(tool), do: tool(Map.new(tool))
+  defp tool(tool) when is_list(tool), do: tool(Map.new(tool))
 
-  def tool(%{name: name, fun: fun} = tool) when is_function(fun, 1) do
+  defp tool(%{name: name, fun: fun} = tool) when is_function(fun, 1) do
     with :ok <- text(to_string(name), "tool name"),
          {:ok, args} <- tool_args(Map.get(tool, :args, %{})) do
       name = to_string(name)
@@ -70,7 +84,7 @@ defmodule DSPex.Native.Tool do
     end
   end
 
-  def tool(other) do
+  defp tool(other) do
     {:error,
      invalid(
        "a tool is %{name: \"...\", description: \"...\", args: [arg: :type], fun: fn args -> ... end}" <>
@@ -78,8 +92,9 @@ defmodule DSPex.Native.Tool do
      )}
   end
 
+  @doc false
   # Tool arguments as JSON schema, which is what DSPy shows the LM.
-  def tool_args(args) when is_map(args) or is_list(args) do
+  defp tool_args(args) when is_map(args) or is_list(args) do
     Enum.reduce_while(args, {:ok, %{}}, fn
       {name, spec}, {:ok, acc} when is_atom(name) or is_binary(name) ->
         {type, desc} =
@@ -106,18 +121,18 @@ defmodule DSPex.Native.Tool do
     end)
   end
 
-  def tool_args(other),
+  defp tool_args(other),
     do: {:error, invalid("tool args must be a keyword list or map, got #{inspect(other)}")}
 
-  def json_schema(:string), do: {:ok, %{"type" => "string"}}
-  def json_schema(:integer), do: {:ok, %{"type" => "integer"}}
-  def json_schema(:float), do: {:ok, %{"type" => "number"}}
-  def json_schema(:boolean), do: {:ok, %{"type" => "boolean"}}
-  def json_schema(:map), do: {:ok, %{"type" => "object"}}
+  defp json_schema(:string), do: {:ok, %{"type" => "string"}}
+  defp json_schema(:integer), do: {:ok, %{"type" => "integer"}}
+  defp json_schema(:float), do: {:ok, %{"type" => "number"}}
+  defp json_schema(:boolean), do: {:ok, %{"type" => "boolean"}}
+  defp json_schema(:map), do: {:ok, %{"type" => "object"}}
 
-  def json_schema({:list, inner}) do
+  defp json_schema({:list, inner}) do
     with {:ok, items} <- json_schema(inner), do: {:ok, %{"type" => "array", "items" => items}}
   end
 
-  def json_schema(_), do: :error
+  defp json_schema(_), do: :error
 end

@@ -1,0 +1,211 @@
+defmodule DSPex.Native.Requests do
+  @moduledoc false
+  # What each `DSPex.Native.Session` function does: checks the shape of its arguments,
+  # builds the request the Python side gets, and runs it here, or on the session's node
+  # when the session lives on another one (the same function, run there by `Remote`).
+
+  alias DSPex.Native.{Args, Call, LM, NIF, Optimizer, Remote, Session, Signature, Tool}
+
+  import DSPex.Native.Args, only: [invalid: 1]
+
+  @execute_timeout 30_000
+  @compile_timeout 300_000
+  @default_timeout 15_000
+
+  def open(opts) do
+    allowed = [:name, :lm, :adapter, :owner, :timeout, :node, :placement]
+
+    with {:ok, opts} <- Args.options(opts, allowed),
+         {:ok, node} <- Remote.placement(opts) do
+      opts = Keyword.drop(opts, [:node, :placement])
+      if node == node(), do: open_here(opts), else: Remote.open(node, opts, @default_timeout)
+    end
+  end
+
+  def reset(session, opts) do
+    route(session, {:reset, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]) do
+        ok(call(session, "reset", %{}, opts, @default_timeout))
+      end
+    end)
+  end
+
+  def configure(session, opts) do
+    route(session, {:configure, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:lm, :adapter, :timeout]),
+           {:ok, settings} <- LM.settings(opts) do
+        ok(call(session, "configure", settings, opts, @default_timeout))
+      end
+    end)
+  end
+
+  def create_program(session, id, opts) do
+    route(session, {:create_program, [id, opts]}, opts, @default_timeout, fn ->
+      allowed = [:signature, :module, :adapter, :replace, :timeout] ++ Tool.react_options()
+
+      with {:ok, opts} <- Args.options(opts, allowed),
+           {:ok, id} <- Args.program_id(id),
+           {:ok, module} <- Signature.module_kind(Keyword.get(opts, :module, :predict)),
+           {:ok, signature} <- Signature.program_signature(Keyword.get(opts, :signature), module),
+           {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
+           {:ok, react} <- Tool.react_args(module, opts) do
+        args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
+        args = args |> Map.merge(react) |> Map.put("adapter", Keyword.get(opts, :adapter))
+        ok(call(session, "create_program", args, opts, @default_timeout))
+      end
+    end)
+  end
+
+  def execute(session, id, inputs, opts) do
+    route(session, {:execute, [id, inputs, opts]}, opts, @execute_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, id} <- Args.program_id(id),
+           :ok <- Args.inputs(inputs) do
+        call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
+      end
+    end)
+  end
+
+  def list_programs(session, opts) do
+    route(session, {:list_programs, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]) do
+        call(session, "list_programs", %{}, opts, @default_timeout)
+      end
+    end)
+  end
+
+  def delete_program(session, id, opts) do
+    route(session, {:delete_program, [id, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, id} <- Args.program_id(id) do
+        ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
+      end
+    end)
+  end
+
+  def load_module(session, name, source, opts) do
+    route(session, {:load_module, [name, source, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           :ok <- Args.text(name, "module name"),
+           :ok <- Args.text(source, "module source") do
+        args = %{"name" => name, "source" => source}
+        call(session, "load_module", args, opts, @default_timeout)
+      end
+    end)
+  end
+
+  def compile(session, id, trainset, opts) do
+    route(session, {:compile, [id, trainset, opts]}, opts, @compile_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:as, :timeout | Optimizer.options()]),
+           {:ok, id} <- Args.program_id(id),
+           {:ok, as} <- if(opts[:as], do: Args.program_id(opts[:as]), else: {:ok, nil}),
+           {:ok, args} <- Optimizer.args(trainset, opts),
+           args = Map.merge(args, %{"id" => id, "as" => as}),
+           {:ok, result} <- call(session, "compile", args, opts, @compile_timeout) do
+        {:ok, %{id: result["id"], demos: result["demos"]}}
+      end
+    end)
+  end
+
+  def export_program(session, id, opts) do
+    route(session, {:export_program, [id, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, id} <- Args.program_id(id) do
+        call(session, "export_program", %{"id" => id}, opts, @default_timeout)
+      end
+    end)
+  end
+
+  def import_program(session, id, exported, opts) do
+    route(session, {:import_program, [id, exported, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:replace, :timeout]),
+           {:ok, id} <- Args.program_id(id),
+           {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
+           true <-
+             is_map(exported) || {:error, invalid("expected the map export_program/3 returned")} do
+        args = %{"id" => id, "exported" => exported, "replace" => replace}
+        ok(call(session, "import_program", args, opts, @default_timeout))
+      end
+    end)
+  end
+
+  def history(session, n, opts) do
+    route(session, {:history, [n, opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, n} <- Args.count(n, "n"),
+           {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
+        {:ok, Enum.map(entries, fn e -> Map.new(e, fn {k, v} -> {String.to_atom(k), v} end) end)}
+      end
+    end)
+  end
+
+  def info(session, opts) do
+    route(session, {:info, [opts]}, opts, @default_timeout, fn ->
+      with {:ok, opts} <- Args.options(opts, [:timeout]),
+           {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
+        # The keys come from the bridge's fixed set, never from user data.
+        {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
+      end
+    end)
+  end
+
+  def close(%Session{node: node} = session) when node != nil do
+    # Idempotent: a session whose node is gone is closed already.
+    Remote.call(session, :close, [], @default_timeout)
+    :ok
+  end
+
+  def close(%Session{resource: resource}), do: NIF.session_close(resource)
+
+  @doc false
+  # Opens a session on this node (also what `Remote` runs on the session's node).
+  def open_here(opts) do
+    with {:ok, name} <- Args.name(Keyword.get(opts, :name)),
+         {:ok, lm} <- LM.spec(Keyword.get(opts, :lm)),
+         {:ok, owner} <- Args.owner(Keyword.get(opts, :owner)),
+         {:ok, timeout} <- Args.timeout(opts, @default_timeout),
+         {:ok, resource} <- Call.run({:session_open, [name, lm, owner]}, timeout) do
+      {id, name, _closed} = NIF.session_meta(resource)
+      session = %Session{resource: resource, id: id, name: if(name == "", do: nil, else: name)}
+      with_adapter(session, opts)
+    end
+  end
+
+  # `adapter:` at open is a configure right after: a session without one opens in one job.
+  defp with_adapter(session, opts) do
+    case Keyword.fetch(opts, :adapter) do
+      :error ->
+        {:ok, session}
+
+      {:ok, adapter} ->
+        timeout = Keyword.get(opts, :timeout, @default_timeout)
+
+        case configure(session, adapter: adapter, timeout: timeout) do
+          :ok -> {:ok, session}
+          {:error, _} = error -> Session.close(session) && error
+        end
+    end
+  end
+
+  # -- plumbing ----------------------------------------------------------------------------
+
+  # A session on another node: the same function runs there (see DSPex.Native.Remote).
+  defp route(%Session{node: node} = session, {fun, args}, opts, default, _local)
+       when node != nil,
+       do: Remote.call(session, fun, args, Args.remote_timeout(opts, default))
+
+  defp route(_session, _call, _opts, _default, local), do: local.()
+
+  defp call(%Session{resource: resource, id: id}, op, args, opts, default) do
+    with {:ok, timeout} <- Args.timeout(opts, default) do
+      Call.run({:session_call, [resource, op, args]}, timeout, session: id)
+    end
+  end
+
+  defp call(other, _op, _args, _opts, _default) do
+    {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
+  end
+
+  defp ok({:ok, nil}), do: :ok
+  defp ok({:error, _} = error), do: error
+end
