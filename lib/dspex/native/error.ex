@@ -18,6 +18,7 @@ defmodule DSPex.Native.Error do
   | `:overloaded` | the job queue is full; nothing was queued |
   | `:not_started` | the runtime is not running: no Python environment, a mismatched one, no dspy... |
   | `:internal_error` | a bug in dspex_native itself, caught before it could do harm |
+  | `:nodedown` | the session's node is down or unreachable (sessions on other nodes) |
 
   ## Examples
 
@@ -28,18 +29,24 @@ defmodule DSPex.Native.Error do
 
   defexception [:reason, :message, :python_type, :traceback]
 
-  @type reason ::
-          :already_exists
-          | :not_found
-          | :closed
-          | :invalid_signature
-          | :invalid_argument
-          | :no_lm
-          | :python_error
-          | :timeout
-          | :overloaded
-          | :not_started
-          | :internal_error
+  # Every reason, once: the type below is built from this list (a contract test checks the
+  # README, the Rust runtime and the Python bridge against it).
+  @reasons [
+    :already_exists,
+    :not_found,
+    :closed,
+    :invalid_signature,
+    :invalid_argument,
+    :no_lm,
+    :python_error,
+    :timeout,
+    :overloaded,
+    :not_started,
+    :internal_error,
+    :nodedown
+  ]
+
+  @type reason :: unquote(Enum.reduce(Enum.reverse(@reasons), &{:|, [], [&1, &2]}))
 
   @type t :: %__MODULE__{
           reason: reason(),
@@ -47,6 +54,17 @@ defmodule DSPex.Native.Error do
           python_type: String.t() | nil,
           traceback: String.t() | nil
         }
+
+  @doc """
+  Every reason an error can have.
+
+  ## Examples
+
+      iex> :timeout in DSPex.Native.Error.reasons()
+      true
+  """
+  @spec reasons() :: [reason()]
+  def reasons, do: @reasons
 
   @doc """
   Builds an error.
