@@ -86,7 +86,7 @@ defmodule DSPex.Native.ErrorsTest do
     assert {:error, %Error{reason: :invalid_argument, message: m}} =
              Session.create_program(s, "m", signature: "a -> b", module: :react_agent)
 
-    assert m =~ ":react_agent"
+    assert m =~ "react_agent" and m =~ ":chain_of_thought"
     assert {:error, %Error{reason: :invalid_argument}} = Session.open(lm: {:bogus, 1})
     assert {:error, %Error{reason: :invalid_argument}} = Session.open(name: 42)
   end

@@ -35,9 +35,9 @@ defmodule DSPex.Native.Signature do
   import DSPex.Native.Args, only: [invalid: 1]
 
   @doc false
-  def module_kind(:predict), do: {:ok, "predict"}
-  def module_kind(:react), do: {:ok, "react"}
-  def module_kind(:chain_of_thought), do: {:ok, "chain_of_thought"}
+  # Which kinds exist is Python's rule (it names them when refusing one).
+  def module_kind(kind) when is_atom(kind) and kind not in [nil, true, false],
+    do: {:ok, Atom.to_string(kind)}
 
   def module_kind({:custom, class}) when is_binary(class) or is_atom(class),
     do: {:ok, ["custom", to_string(class)]}
@@ -138,8 +138,8 @@ defmodule DSPex.Native.Signature do
   # Literal[...]); outputs come back as the matching Elixir terms.
   defp field_type(nil), do: {:ok, nil}
 
-  defp field_type(t) when t in [:string, :integer, :float, :boolean, :map],
-    do: {:ok, Atom.to_string(t)}
+  # Which scalar types exist is Python's rule (it names them when refusing one).
+  defp field_type(t) when is_atom(t) and t not in [true, false], do: {:ok, Atom.to_string(t)}
 
   defp field_type({:list, inner}) do
     with {:ok, inner} when inner != nil <- field_type(inner), do: {:ok, ["list", inner]}

@@ -185,7 +185,7 @@ class Session:
             return Program(MODULE_KINDS[kind](signature), kind, signature, spec)
         raise BridgeError(
             "invalid_argument",
-            f"module {kind!r} is not supported; use :predict, :chain_of_thought or {{:custom, name}}",
+            f"module {kind!r} is not supported; use :predict, :chain_of_thought, :react or {{:custom, name}}",
         )
 
     def _install(self, pid, program, replace):
