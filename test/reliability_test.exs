@@ -63,13 +63,13 @@ defmodule DSPex.Native.ReliabilityTest do
         run_beam(
           start_source("[warm: false]") <>
             ~S"""
-            alias DSPex.Native.{Call, NIF}
-            IO.puts("NIF #{inspect(Call.safe(&NIF.test_panic/0))}")
+            alias DSPex.Native.{Job, NIF}
+            IO.puts("NIF #{inspect(Job.safe(&NIF.test_panic/0))}")
             before = DSPex.Native.stats()
 
             results =
               for _ <- 1..(before.workers * 2) do
-                {:error, e} = Call.run({:global_call, ["test_panic", nil]}, 5_000)
+                {:error, e} = Job.run({:global_call, ["test_panic", nil]}, 5_000)
                 {e.reason, e.message =~ "panicked"}
               end
 

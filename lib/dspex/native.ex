@@ -20,7 +20,7 @@ defmodule DSPex.Native do
   configuration.
   """
 
-  alias DSPex.Native.{Call, Error, NIF}
+  alias DSPex.Native.{Job, Error, NIF}
 
   @typedoc "Runtime-wide counters; see `stats/1`."
   @type stats :: %{
@@ -52,7 +52,7 @@ defmodule DSPex.Native do
   """
   @spec status() :: status()
   def status do
-    case Call.safe(&NIF.status/0) do
+    case Job.safe(&NIF.status/0) do
       {:error, {_, message, _, _}} -> {:failed, message}
       status -> status
     end
@@ -68,7 +68,7 @@ defmodule DSPex.Native do
   """
   @spec await_ready(timeout()) :: :ok | {:error, Error.t()}
   def await_ready(timeout \\ 30_000) do
-    case Call.run({:global_call, ["ping", nil]}, timeout) do
+    case Job.run({:global_call, ["ping", nil]}, timeout) do
       {:ok, nil} -> :ok
       {:error, _} = error -> error
     end
@@ -99,11 +99,11 @@ defmodule DSPex.Native do
   """
   @spec stats(keyword()) :: stats()
   def stats(opts \\ []) do
-    pool = Call.safe(&NIF.pool_stats/0)
+    pool = Job.safe(&NIF.pool_stats/0)
     pool = if is_map(pool), do: pool, else: %{}
 
     python =
-      case Call.run(
+      case Job.run(
              {:global_call, ["stats", %{"gc" => Keyword.get(opts, :gc, false)}]},
              Keyword.get(opts, :timeout, 15_000)
            ) do
@@ -137,7 +137,7 @@ defmodule DSPex.Native do
       {:ok, %{"a" => [1, 2.5, "three", :four, {:five}]}}
   """
   @spec ping(term(), timeout()) :: {:ok, term()} | {:error, Error.t()}
-  def ping(term, timeout \\ 5_000), do: Call.run({:global_call, ["ping", term]}, timeout)
+  def ping(term, timeout \\ 5_000), do: Job.run({:global_call, ["ping", term]}, timeout)
 
   @doc """
   `stats/1` of every connected node that runs `:dspex_native` (this one included), as
@@ -160,7 +160,7 @@ defmodule DSPex.Native do
   @doc false
   # How busy this node is, read without Python: queued jobs per worker, then sessions.
   def load do
-    case Call.safe(&NIF.pool_stats/0) do
+    case Job.safe(&NIF.pool_stats/0) do
       %{"queued" => q, "workers_alive" => w, "sessions" => s} -> {q / max(w, 1), s}
       _ -> nil
     end

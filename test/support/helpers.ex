@@ -103,7 +103,7 @@ defmodule DSPex.Native.TestHelpers do
   `source` on a worker and returns `{:ok, value_of_result}` or `{:error, %Error{}}`.
   """
   def test_eval(source, timeout \\ 15_000) do
-    DSPex.Native.Call.run({:global_call, ["test_eval", source]}, timeout)
+    DSPex.Native.Job.run({:global_call, ["test_eval", source]}, timeout)
   end
 
   @doc """

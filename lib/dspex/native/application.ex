@@ -26,11 +26,11 @@ defmodule DSPex.Native.Application do
   use Application
   require Logger
 
-  alias DSPex.Native.{Call, NIF}
+  alias DSPex.Native.{Job, NIF}
 
   @impl true
   def start(_type, _args) do
-    case Call.safe(fn -> NIF.start(config()) end) do
+    case Job.safe(fn -> NIF.start(config()) end) do
       :ok -> :ok
       {:error, {_, message, _, _}} -> Logger.error("dspex_native: #{message}")
     end
@@ -43,7 +43,7 @@ defmodule DSPex.Native.Application do
   def prep_stop(state) do
     # CPython lives as long as the OS process; stopping the application refuses new calls
     # (:not_started), lets running jobs answer, and returns at once.
-    Call.safe(&NIF.stop/0)
+    Job.safe(&NIF.stop/0)
     state
   end
 

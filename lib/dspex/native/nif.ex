@@ -6,7 +6,7 @@ defmodule DSPex.Native.NIF do
   # too big to decode on a normal scheduler answers `:dirty`: call its `_dirty` twin.
   #
   # Loading never fails the module: if the library cannot be loaded, the stubs stay and
-  # `DSPex.Native.Call` turns that into `:not_started` with the loader's message.
+  # `DSPex.Native.Job` turns that into `:not_started` with the loader's message.
 
   @on_load :load
 

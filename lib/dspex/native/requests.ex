@@ -4,7 +4,7 @@ defmodule DSPex.Native.Requests do
   # builds the request the Python side gets, and runs it here, or on the session's node
   # when the session lives on another one (the same function, run there by `Remote`).
 
-  alias DSPex.Native.{Args, Call, LM, NIF, Optimizer, Remote, Session, Signature, Tool}
+  alias DSPex.Native.{Args, Job, LM, NIF, Optimizer, Remote, Session, Signature, Tool}
 
   import DSPex.Native.Args, only: [invalid: 1]
 
@@ -25,7 +25,7 @@ defmodule DSPex.Native.Requests do
   def reset(session, opts) do
     route(session, {:reset, [opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]) do
-        ok(call(session, "reset", %{}, opts, @default_timeout))
+        ok(request(session, "reset", %{}, opts, @default_timeout))
       end
     end)
   end
@@ -34,7 +34,7 @@ defmodule DSPex.Native.Requests do
     route(session, {:configure, [opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:lm, :adapter, :timeout]),
            {:ok, settings} <- LM.settings(opts) do
-        ok(call(session, "configure", settings, opts, @default_timeout))
+        ok(request(session, "configure", settings, opts, @default_timeout))
       end
     end)
   end
@@ -51,7 +51,7 @@ defmodule DSPex.Native.Requests do
            {:ok, react} <- Tool.react_args(module, opts) do
         args = %{"id" => id, "signature" => signature, "module" => module, "replace" => replace}
         args = args |> Map.merge(react) |> Map.put("adapter", Keyword.get(opts, :adapter))
-        ok(call(session, "create_program", args, opts, @default_timeout))
+        ok(request(session, "create_program", args, opts, @default_timeout))
       end
     end)
   end
@@ -61,7 +61,7 @@ defmodule DSPex.Native.Requests do
       with {:ok, opts} <- Args.options(opts, [:timeout]),
            {:ok, id} <- Args.program_id(id),
            :ok <- Args.inputs(inputs) do
-        call(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
+        request(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
       end
     end)
   end
@@ -69,7 +69,7 @@ defmodule DSPex.Native.Requests do
   def list_programs(session, opts) do
     route(session, {:list_programs, [opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]) do
-        call(session, "list_programs", %{}, opts, @default_timeout)
+        request(session, "list_programs", %{}, opts, @default_timeout)
       end
     end)
   end
@@ -78,7 +78,7 @@ defmodule DSPex.Native.Requests do
     route(session, {:delete_program, [id, opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]),
            {:ok, id} <- Args.program_id(id) do
-        ok(call(session, "delete_program", %{"id" => id}, opts, @default_timeout))
+        ok(request(session, "delete_program", %{"id" => id}, opts, @default_timeout))
       end
     end)
   end
@@ -89,7 +89,7 @@ defmodule DSPex.Native.Requests do
            :ok <- Args.text(name, "module name"),
            :ok <- Args.text(source, "module source") do
         args = %{"name" => name, "source" => source}
-        call(session, "load_module", args, opts, @default_timeout)
+        request(session, "load_module", args, opts, @default_timeout)
       end
     end)
   end
@@ -101,7 +101,7 @@ defmodule DSPex.Native.Requests do
            {:ok, as} <- if(opts[:as], do: Args.program_id(opts[:as]), else: {:ok, nil}),
            {:ok, args} <- Optimizer.args(trainset, opts),
            args = Map.merge(args, %{"id" => id, "as" => as}),
-           {:ok, result} <- call(session, "compile", args, opts, @compile_timeout) do
+           {:ok, result} <- request(session, "compile", args, opts, @compile_timeout) do
         {:ok, %{id: result["id"], demos: result["demos"]}}
       end
     end)
@@ -111,7 +111,7 @@ defmodule DSPex.Native.Requests do
     route(session, {:export_program, [id, opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]),
            {:ok, id} <- Args.program_id(id) do
-        call(session, "export_program", %{"id" => id}, opts, @default_timeout)
+        request(session, "export_program", %{"id" => id}, opts, @default_timeout)
       end
     end)
   end
@@ -124,7 +124,7 @@ defmodule DSPex.Native.Requests do
            true <-
              is_map(exported) || {:error, invalid("expected the map export_program/3 returned")} do
         args = %{"id" => id, "exported" => exported, "replace" => replace}
-        ok(call(session, "import_program", args, opts, @default_timeout))
+        ok(request(session, "import_program", args, opts, @default_timeout))
       end
     end)
   end
@@ -133,7 +133,7 @@ defmodule DSPex.Native.Requests do
     route(session, {:history, [n, opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]),
            {:ok, n} <- Args.count(n, "n"),
-           {:ok, entries} <- call(session, "history", %{"n" => n}, opts, @default_timeout) do
+           {:ok, entries} <- request(session, "history", %{"n" => n}, opts, @default_timeout) do
         {:ok, Enum.map(entries, fn e -> Map.new(e, fn {k, v} -> {String.to_atom(k), v} end) end)}
       end
     end)
@@ -142,7 +142,7 @@ defmodule DSPex.Native.Requests do
   def info(session, opts) do
     route(session, {:info, [opts]}, opts, @default_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]),
-           {:ok, info} <- call(session, "info", %{}, opts, @default_timeout) do
+           {:ok, info} <- request(session, "info", %{}, opts, @default_timeout) do
         # The keys come from the bridge's fixed set, never from user data.
         {:ok, Map.new(info, fn {k, v} -> {String.to_atom(k), v} end)}
       end
@@ -164,7 +164,7 @@ defmodule DSPex.Native.Requests do
          {:ok, lm} <- LM.spec(Keyword.get(opts, :lm)),
          {:ok, owner} <- Args.owner(Keyword.get(opts, :owner)),
          {:ok, timeout} <- Args.timeout(opts, @default_timeout),
-         {:ok, resource} <- Call.run({:session_open, [name, lm, owner]}, timeout) do
+         {:ok, resource} <- Job.run({:session_open, [name, lm, owner]}, timeout) do
       {id, name, _closed} = NIF.session_meta(resource)
       session = %Session{resource: resource, id: id, name: if(name == "", do: nil, else: name)}
       with_adapter(session, opts)
@@ -196,13 +196,13 @@ defmodule DSPex.Native.Requests do
 
   defp route(_session, _call, _opts, _default, local), do: local.()
 
-  defp call(%Session{resource: resource, id: id}, op, args, opts, default) do
+  defp request(%Session{resource: resource, id: id}, op, args, opts, default) do
     with {:ok, timeout} <- Args.timeout(opts, default) do
-      Call.run({:session_call, [resource, op, args]}, timeout, session: id)
+      Job.run({:session_call, [resource, op, args]}, timeout, session: id)
     end
   end
 
-  defp call(other, _op, _args, _opts, _default) do
+  defp request(other, _op, _args, _opts, _default) do
     {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
   end
 

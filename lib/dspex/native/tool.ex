@@ -16,7 +16,7 @@ defmodule DSPex.Native.Tool do
   # Elixir functions Python calls back: ReAct tools (name, description, arguments as JSON
   # schema, function) and the options that go with them.
 
-  alias DSPex.Native.{Call, NIF}
+  alias DSPex.Native.{Job, NIF}
 
   import DSPex.Native.Args, only: [integers: 2, invalid: 1, text: 2]
 
@@ -25,7 +25,7 @@ defmodule DSPex.Native.Tool do
   # the program (or compile) that uses it, so it goes when that goes. If the NIF is not
   # loaded the call that would carry it fails with :not_started anyway.
   def fun_handle(fun) do
-    case Call.safe(fn -> NIF.callback_handle(fun) end) do
+    case Job.safe(fn -> NIF.callback_handle(fun) end) do
       {:error, _} -> nil
       handle -> handle
     end

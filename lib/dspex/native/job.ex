@@ -1,4 +1,4 @@
-defmodule DSPex.Native.Call do
+defmodule DSPex.Native.Job do
   @moduledoc false
   # Queue a job and wait for its answer, with a deadline that cancels.
   #
