@@ -27,4 +27,5 @@ defmodule DSPex.Native.DoctestTest do
   doctest DSPex.Native
   doctest DSPex.Native.Session
   doctest DSPex.Native.Error
+  doctest DSPex.Native.Py
 end

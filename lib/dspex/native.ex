@@ -27,6 +27,7 @@ defmodule DSPex.Native do
           status: status(),
           sessions: non_neg_integer() | nil,
           programs: non_neg_integer() | nil,
+          refs: non_neg_integer() | nil,
           workers: non_neg_integer(),
           max_workers: non_neg_integer(),
           workers_alive: non_neg_integer(),
@@ -78,7 +79,8 @@ defmodule DSPex.Native do
   Runtime-wide counters.
 
   * `:sessions`: sessions alive in Python, and `:programs`: DSPy modules alive in Python,
-    both counted by weak reference, so they show what Python really holds;
+    both counted by weak reference, so they show what Python really holds; `:refs`:
+    Python objects held for Elixir as `DSPex.Native.Ref`s;
   * `:handles`: sessions not yet freed on the Rust side (handles the BEAM has not
     collected, plus any held by queued or running jobs);
   * `:workers` (kept ready), `:max_workers`, `:workers_alive` (now, including threads
@@ -89,7 +91,7 @@ defmodule DSPex.Native do
 
   Options: `gc: true` runs Python's cycle collector first (costs ~15 ms of GIL time),
   `:timeout` (default 15 s). If Python cannot answer (not running, or the queue is full),
-  `:sessions` and `:programs` are `nil`.
+  `:sessions`, `:programs` and `:refs` are `nil`.
 
   ## Examples
 
@@ -108,13 +110,14 @@ defmodule DSPex.Native do
              Keyword.get(opts, :timeout, 15_000)
            ) do
         {:ok, counts} -> counts
-        {:error, _} -> %{"sessions" => nil, "programs" => nil}
+        {:error, _} -> %{"sessions" => nil, "programs" => nil, "refs" => nil}
       end
 
     %{
       status: status(),
       sessions: python["sessions"],
       programs: python["programs"],
+      refs: python["refs"],
       handles: Map.get(pool, "sessions", 0),
       workers: Map.get(pool, "workers", 0),
       max_workers: Map.get(pool, "max_workers", 0),

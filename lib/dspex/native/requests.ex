@@ -4,7 +4,7 @@ defmodule DSPex.Native.Requests do
   # builds the request the Python side gets, and runs it here, or on the session's node
   # when the session lives on another one (the same function, run there by `Remote`).
 
-  alias DSPex.Native.{Args, Job, LM, NIF, Optimizer, Remote, Session, Signature, Tool}
+  alias DSPex.Native.{Args, Job, LM, NIF, Optimizer, Ref, Remote, Session, Signature, Tool}
 
   import DSPex.Native.Args, only: [invalid: 1]
 
@@ -186,6 +186,113 @@ defmodule DSPex.Native.Requests do
         end
     end
   end
+
+  # -- Python references (DSPex.Native.Py) ---------------------------------------------------
+
+  @py_options [:timeout, :as, :fun_timeout]
+
+  def put_program(session, id, ref, opts) do
+    with :ok <- local(session),
+         {:ok, opts} <- Args.options(opts, [:replace, :timeout]),
+         {:ok, id} <- Args.program_id(id),
+         {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
+         {:ok, marker} <- Ref.marker(session, ref) do
+      args = %{"id" => id, "ref" => elem(marker, 1), "replace" => replace}
+      ok(request(session, "put_program", args, opts, @default_timeout))
+    end
+  end
+
+  def py_call(session, target, args, kwargs, opts) do
+    with :ok <- local(session),
+         {:ok, target} <- py_target(session, target) do
+      py_request(session, "py_call", %{"target" => target}, {args, kwargs}, opts)
+    end
+  end
+
+  def py_method(ref, name, args, kwargs, opts) do
+    with {:ok, session, number} <- py_ref(ref),
+         :ok <- Args.text(name, "method name") do
+      py_request(session, "py_method", %{"ref" => number, "name" => name}, {args, kwargs}, opts)
+    end
+  end
+
+  def py_attr(ref, name, opts) do
+    with {:ok, session, number} <- py_ref(ref),
+         :ok <- Args.text(name, "attribute name") do
+      py_request(session, "py_attr", %{"ref" => number, "name" => name}, {[], []}, opts)
+    end
+  end
+
+  def py_set_attr(ref, name, value, opts) do
+    with {:ok, session, number} <- py_ref(ref),
+         :ok <- Args.text(name, "attribute name"),
+         {:ok, [value]} <- Ref.encode_args(session, [value]) do
+      args = %{"ref" => number, "name" => name, "value" => value}
+      ok(py_request(session, "py_set_attr", args, {[], []}, opts))
+    end
+  end
+
+  defp py_request(session, op, args, {positional, keywords}, opts) do
+    with {:ok, opts} <- Args.options(opts, @py_options),
+         {:ok, as_ref} <- as_ref(Keyword.get(opts, :as)),
+         {:ok, fun_timeout} <- Args.integers(Keyword.take(opts, [:fun_timeout]), 1),
+         {:ok, positional} <- py_positional(session, positional),
+         {:ok, keywords} <- py_keywords(session, keywords),
+         args =
+           Map.merge(args, %{"args" => positional, "kwargs" => keywords, "as_ref" => as_ref}),
+         {:ok, result} <-
+           request(session, op, Map.merge(args, fun_timeout), opts, @execute_timeout) do
+      {:ok, Ref.wrap(session, result)}
+    end
+  end
+
+  defp py_target(session, %Ref{} = ref), do: Ref.marker(session, ref)
+  defp py_target(_session, path) when is_binary(path), do: {:ok, path}
+
+  defp py_target(_session, other),
+    do:
+      {:error,
+       invalid("a target is a dotted path or a %DSPex.Native.Ref{}, got #{inspect(other)}")}
+
+  defp py_ref(%Ref{session: session} = ref) do
+    with :ok <- local(session), {:ok, {_, number}} <- Ref.marker(session, ref) do
+      {:ok, session, number}
+    end
+  end
+
+  defp py_ref(other),
+    do: {:error, invalid("expected a %DSPex.Native.Ref{}, got #{inspect(other)}")}
+
+  defp py_positional(session, args) when is_list(args), do: Ref.encode_args(session, args)
+
+  defp py_positional(_session, other),
+    do: {:error, invalid("args must be a list, got #{inspect(other)}")}
+
+  defp py_keywords(session, kwargs) when is_list(kwargs) or is_map(kwargs) do
+    if is_map(kwargs) or Keyword.keyword?(kwargs) do
+      with {:ok, values} <- Ref.encode_args(session, Enum.map(kwargs, &elem(&1, 1))) do
+        {:ok, Map.new(Enum.zip(Enum.map(kwargs, &elem(&1, 0)), values))}
+      end
+    else
+      {:error, invalid("kwargs must be a keyword list or a map")}
+    end
+  end
+
+  defp py_keywords(_session, other),
+    do: {:error, invalid("kwargs must be a keyword list or a map, got #{inspect(other)}")}
+
+  defp as_ref(nil), do: {:ok, false}
+  defp as_ref(:ref), do: {:ok, true}
+  defp as_ref(other), do: {:error, invalid("as must be :ref, got #{inspect(other)}")}
+
+  # Refs live in the node of their session; a remote session's objects stay there.
+  defp local(%Session{node: nil}), do: :ok
+
+  defp local(%Session{}),
+    do: {:error, invalid("Python references are only available for sessions on this node")}
+
+  defp local(other),
+    do: {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
 
   # -- plumbing ----------------------------------------------------------------------------
 

@@ -336,6 +336,24 @@ defmodule DSPex.Native.Session do
   defdelegate import_program(session, id, exported, opts \\ []), to: Requests
 
   @doc """
+  Makes the `dspy.Module` that `ref` holds program `id` of the session, so `execute/4`,
+  `compile/4`, `export_program/3` and `history/3` work on it. Options: `:replace`,
+  `:timeout`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, %{"" => %{"reasoning" => "r", "answer" => "4"}}})
+      iex> cot = DSPex.Native.Py.call!(session, "dspy.ChainOfThought", ["question -> answer"])
+      iex> DSPex.Native.Session.put_program(session, "cot", cot)
+      :ok
+      iex> DSPex.Native.Session.execute(session, "cot", %{question: "2 + 2?"})
+      {:ok, %{"reasoning" => "r", "answer" => "4"}}
+  """
+  @spec put_program(t(), program_id(), DSPex.Native.Ref.t(), keyword()) ::
+          :ok | {:error, Error.t()}
+  defdelegate put_program(session, id, ref, opts \\ []), to: Requests
+
+  @doc """
   The session's last `n` LM calls, oldest first: each a map with `:model`, `:messages`
   (what the LM was asked), `:outputs`, `:usage` (token counts), `:cost` and `:timestamp`.
   Each session sees only its own calls; a session keeps its last `history_size` (100).

@@ -82,7 +82,8 @@ def release(session):
 
 
 def stats():
-    return {"sessions": len(LIVE_SESSIONS), "programs": len(LIVE_PROGRAMS)}
+    sessions = list(LIVE_SESSIONS)
+    return {"sessions": len(sessions), "programs": len(LIVE_PROGRAMS), "refs": sum(len(s.refs) for s in sessions)}
 
 
 def global_call(op, args):

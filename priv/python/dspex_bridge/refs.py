@@ -23,6 +23,10 @@ REF_TAG = Atom("$dspex_ref")
 IMPORTABLE = ("dspy",)  # set by the runtime's `importable` setting
 MAX_DEPTH = 500
 
+# How long an Elixir function (a tool, a metric, a function passed to Py.call) may take,
+# unless the call says; milliseconds, as every time that crosses the boundary.
+CALLBACK_TIMEOUT_MS = 30_000
+
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -79,13 +83,45 @@ _MISSING = object()
 
 
 def _is_ref(value):
-    return type(value) is tuple and len(value) == 2 and value[0] == REF_TAG and type(value[0]) is Atom
+    return type(value) is tuple and len(value) in (2, 3) and value[0] == REF_TAG and type(value[0]) is Atom
 
 
-def decode(session, value):
-    """An argument from Elixir with every ref replaced by its object (walked without recursion)."""
+class ElixirFunction:
+    """An Elixir function passed to Python: calling it runs the function in the BEAM (in a
+    process tied to the running job) while this thread waits without the GIL. Its arguments
+    cross as results do (an Example or Prediction as a map of its fields, other objects as
+    refs); what it returns crosses as any argument does."""
+
+    __slots__ = ("handle", "session", "timeout_ms", "__weakref__")
+
+    def __init__(self, handle, session, timeout_ms):
+        self.handle = handle
+        self.session = session
+        self.timeout_ms = timeout_ms
+
+    def __call__(self, *args, **kwargs):
+        import dspex_bridge
+
+        payload = [encode(self.session, a) for a in args] + ([encode(self.session, kwargs)] if kwargs else [])
+        answer = dspex_bridge._call_elixir({"key": self.handle, "args": payload}, self.timeout_ms / 1000)
+        return decode(self.session, answer)
+
+    def __repr__(self):
+        return "<Elixir function>"
+
+
+def _is_handle(value):
+    # A function Elixir passed: it arrives as the capsule of its NIF handle.
+    return type(value).__name__ == "PyCapsule"
+
+
+def decode(session, value, timeout_ms=CALLBACK_TIMEOUT_MS):
+    """An argument from Elixir with every ref replaced by its object and every Elixir
+    function by a callable (walked without recursion)."""
     if _is_ref(value):
         return get(session, value[1])
+    if _is_handle(value):
+        return ElixirFunction(value, session, timeout_ms)
     if not isinstance(value, (list, tuple, dict)):
         return value
     root = [None]
@@ -94,6 +130,8 @@ def decode(session, value):
         item, parent, slot = stack.pop()
         if _is_ref(item):
             parent[slot] = get(session, item[1])
+        elif _is_handle(item):
+            parent[slot] = ElixirFunction(item, session, timeout_ms)
         elif isinstance(item, list):
             copy = parent[slot] = [None] * len(item)
             stack.extend((v, copy, i) for i, v in enumerate(item))
@@ -128,7 +166,7 @@ def keep(session, obj):
     """A new ref to `obj` in `session`, as it crosses to Elixir."""
     number = session.new_ref_number()
     session.refs[number] = obj
-    return (REF_TAG, number)
+    return (REF_TAG, number, type(obj).__name__)
 
 
 def _plain_scalar(value):
@@ -179,8 +217,9 @@ def encode(session, value, as_ref=False):
 
 
 def _call(session, fn, args):
-    positional = decode(session, args.get("args") or [])
-    keywords = decode(session, args.get("kwargs") or {})
+    timeout_ms = args.get("fun_timeout") or CALLBACK_TIMEOUT_MS
+    positional = decode(session, args.get("args") or [], timeout_ms)
+    keywords = decode(session, args.get("kwargs") or {}, timeout_ms)
     if not isinstance(positional, list):
         raise _invalid("args must be a list")
     if not isinstance(keywords, dict) or not all(isinstance(k, str) for k in keywords):
@@ -214,7 +253,7 @@ def py_attr(session, args):
 
 def py_set_attr(session, args):
     obj = get(session, args.get("ref"))
-    setattr(obj, check_name(args.get("name")), decode(session, args.get("value")))
+    setattr(obj, check_name(args.get("name")), decode(session, args.get("value"), args.get("fun_timeout") or CALLBACK_TIMEOUT_MS))
     return None
 
 

@@ -18,10 +18,6 @@ from .values import field_name, to_plain
 
 MODULE_KINDS = {"predict": dspy.Predict, "chain_of_thought": dspy.ChainOfThought}
 
-# How long a tool or metric call may take, unless create_program/compile says (Elixir sends
-# milliseconds, as every time that crosses the boundary).
-TOOL_TIMEOUT_MS = 30_000
-
 # Every DSPy module a session creates, by weak reference: stats report what is really alive.
 LIVE_PROGRAMS = weakref.WeakSet()
 LIVE_SESSIONS = weakref.WeakSet()
@@ -169,7 +165,7 @@ class Session:
     def _new_program(self, kind, spec, options):
         if kind == "react":
             signature = signatures.build(spec)
-            timeout = options.get("tool_timeout", TOOL_TIMEOUT_MS) / 1000
+            timeout = options.get("tool_timeout", refs.CALLBACK_TIMEOUT_MS) / 1000
             tools = [_tool(t, timeout) for t in options.get("tools") or []]
             if not tools:
                 raise BridgeError("invalid_argument", "a :react program needs at least one tool")
@@ -317,7 +313,7 @@ class Session:
                 raise BridgeError("invalid_argument", f"trainset[{n}] lacks input(s) {', '.join(missing)}")
             examples.append(dspy.Example(**fields).with_inputs(*inputs))
         options = args.get("options") or {}
-        metric = _metric(args.get("metric"), options.get("metric_timeout", TOOL_TIMEOUT_MS) / 1000)
+        metric = _metric(args.get("metric"), options.get("metric_timeout", refs.CALLBACK_TIMEOUT_MS) / 1000)
         optimizer = args.get("optimizer", "labeled_few_shot")
         if optimizer == "labeled_few_shot":
             teleprompter = LabeledFewShot(k=int(options.get("k", 16)))

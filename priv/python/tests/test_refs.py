@@ -9,7 +9,7 @@ from dspex_bridge.refs import REF_TAG
 
 
 def is_ref(value):
-    return isinstance(value, tuple) and len(value) == 2 and value[0] == REF_TAG
+    return isinstance(value, tuple) and len(value) == 3 and value[0] == REF_TAG
 
 
 def call(session, op, **args):

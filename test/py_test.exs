@@ -1,0 +1,90 @@
+defmodule DSPex.Native.PyTest do
+  # Python references owned by sessions: DSPy's classes reached through DSPex.Native.Py,
+  # with Elixir functions as metrics and reward functions, refs confined to their session,
+  # freed on collection and on close.
+  use ExUnit.Case, async: true
+
+  import DSPex.Native.TestHelpers, only: [eventually: 2, settle: 0]
+  alias DSPex.Native.{Error, Py, Ref, Session}
+
+  @moduletag :capture_log
+
+  defp session(answers \\ %{"" => %{"reasoning" => "r", "answer" => "4"}}),
+    do: Session.open!(lm: {:dummy, answers})
+
+  defp examples(s, pairs) do
+    for {q, a} <- pairs do
+      example = Py.call!(s, "dspy.Example", [], [question: q, answer: a], as: :ref)
+      Py.method!(example, "with_inputs", ["question"], [], as: :ref)
+    end
+  end
+
+  test "Evaluate with an Elixir metric on 4 threads scores every example" do
+    s = session()
+    program = Py.call!(s, "dspy.ChainOfThought", ["question -> answer"])
+
+    devset =
+      examples(s, for(n <- 1..6, do: {"#{n} + #{n}?", if(rem(n, 2) == 0, do: "4", else: "5")}))
+
+    parent = self()
+
+    metric = fn example, prediction ->
+      send(parent, {:metric, example["question"]})
+      example["answer"] == prediction["answer"]
+    end
+
+    evaluate =
+      Py.call!(s, "dspy.Evaluate", [],
+        devset: devset,
+        metric: metric,
+        num_threads: 4,
+        display_progress: false
+      )
+
+    assert {:ok, %{"score" => score}} = Py.call(s, evaluate, [program])
+    assert score == 50.0
+    for n <- 1..6, do: assert_received({:metric, "#{n} + #{n}?"})
+  end
+
+  test "BestOfN with an Elixir reward function" do
+    s = session()
+    module = Py.call!(s, "dspy.Predict", ["question -> answer"])
+    reward = fn _args, prediction -> if prediction["answer"] == "4", do: 1.0, else: 0.0 end
+
+    best =
+      Py.call!(s, "dspy.BestOfN", [], module: module, N: 3, reward_fn: reward, threshold: 1.0)
+
+    assert {:ok, %{"answer" => "4"}} = Py.call(s, best, [], question: "2 + 2?")
+    :ok = Session.put_program(s, "best", best)
+    assert {:ok, %{"answer" => "4"}} = Session.execute(s, "best", %{question: "2 + 2?"})
+  end
+
+  test "a ref of another session is refused, and a root outside importable too" do
+    a = session()
+    b = session()
+    predict = Py.call!(a, "dspy.Predict", ["question -> answer"])
+    assert {:error, %Error{reason: :invalid_argument, message: m}} = Py.call(b, predict, [])
+    assert m =~ "belongs to session #{a.id}"
+
+    assert {:error, %Error{reason: :invalid_argument, message: m}} =
+             Py.call(a, "os.system", ["id"])
+
+    assert m =~ "'os' is not importable" and m =~ "importable"
+  end
+
+  test "refs are freed when collected and answer :closed after their session closes" do
+    s = session()
+    count = fn -> DSPex.Native.stats(gc: true).refs end
+    settle()
+    before = count.()
+    for _ <- 1..20, do: Py.call!(s, "dspy.Predict", ["question -> answer"])
+    assert count.() >= before + 20
+    settle()
+    assert eventually(fn -> count.() <= before end, 10_000)
+
+    kept = Py.call!(s, "dspy.Predict", ["question -> answer"])
+    assert %Ref{type: "Predict"} = kept
+    :ok = Session.close(s)
+    assert {:error, %Error{reason: :closed}} = Py.attr(kept, "demos")
+  end
+end
