@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
-from . import cache, errors, lms, scope  # noqa: E402
+from . import cache, errors, lms, refs, scope  # noqa: E402
 from .errors import BridgeError  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable, to_plain  # noqa: E402
@@ -77,6 +77,14 @@ def _secrets(session, op, args):
 def release(session):
     try:
         session.close()
+    except BaseException:  # noqa: BLE001
+        pass
+
+
+def release_ref(session, number):
+    """Drops one object the session held for Elixir (its %Ref{} was collected)."""
+    try:
+        refs.release(session, number)
     except BaseException:  # noqa: BLE001
         pass
 
