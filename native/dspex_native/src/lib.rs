@@ -1,5 +1,6 @@
 //! dspex_native: the NIF that lets Elixir own DSPy sessions.
 //!
+//! - [`config`]: the start-up settings Elixir passes, as the runtime's `Config`;
 //! - [`nif`]: the functions `DSPex.Native.NIF` exposes (thin: decode, queue, return);
 //! - [`callbacks`]: Python's output and calls back to the caller, and the caller's answers;
 //! - [`resource`]: the session, job, function and remote-handle resources the BEAM collects;
@@ -53,6 +54,7 @@ macro_rules! twin_nifs {
 
 mod atoms;
 mod callbacks;
+mod config;
 mod nif;
 mod resource;
 mod term_codec;

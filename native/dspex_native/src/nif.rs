@@ -8,14 +8,13 @@
 //! the second after the first. Operation names are decoded here, once, into `Op` /
 //! `GlobalOp`: an unknown one is refused before anything is queued.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
 use dspex_runtime::{
-    Cancelled, Config, Deliver, Error, Gate, GlobalOp, Op, Reason, Status, Value, MAX_FRAMING,
+    Cancelled, Deliver, Error, Gate, GlobalOp, Op, Reason, Status, Value, MAX_FRAMING,
 };
 
 use crate::atoms;
@@ -104,57 +103,6 @@ fn job<'a>(env: Env<'a>, result: Result<Arc<Gate>, Refused>) -> Term<'a> {
 
 // -- lifecycle --------------------------------------------------------------------------
 
-fn config_from(value: &Value) -> Result<Config, Error> {
-    let mut config = Config::default();
-    // Integers may come from the environment as text ("8").
-    let positive = |key: &str| match value.get(key) {
-        None | Some(Value::Nil) => Ok(None),
-        Some(Value::Int(n)) if *n > 0 => Ok(Some(*n as usize)),
-        Some(Value::Str(s)) if s.trim().parse::<usize>().is_ok_and(|n| n > 0) => {
-            Ok(s.trim().parse().ok())
-        }
-        Some(other) => Err(Error::invalid_argument(format!(
-            "config {key} must be a positive integer, got {}",
-            match other {
-                Value::Str(s) => format!("{s:?}"),
-                other => other.describe(64),
-            }
-        ))),
-    };
-    let text = |key: &str| match value.get(key) {
-        None | Some(Value::Nil) => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::invalid_argument(format!(
-            "config {key} must be a string, got {}",
-            other.describe(64)
-        ))),
-    };
-    let flag = |key: &str, default: bool| match value.get(key) {
-        Some(Value::Bool(b)) => *b,
-        _ => default,
-    };
-    if let Some(n) = positive("workers")? {
-        config.workers = n;
-    }
-    if let Some(n) = positive("max_workers")? {
-        config.max_workers = n;
-    }
-    if let Some(n) = positive("queue_size")? {
-        config.queue_size = n;
-    }
-    if let Some(n) = positive("history_size")? {
-        config.history_size = n;
-    }
-    config.python = text("python")?.map(PathBuf::from);
-    config.trace = text("trace")?;
-    if let Some(path) = text("bridge_path")? {
-        config.bridge_path = PathBuf::from(path);
-    }
-    config.warm = flag("warm", config.warm);
-    config.test_hooks = flag("test_hooks", false);
-    Ok(config)
-}
-
 /// Starts the runtime (once per BEAM) and returns at once while Python boots on its own
 /// thread. After `stop/0`, starting again only accepts calls again (same interpreter).
 #[rustler::nif]
@@ -164,7 +112,7 @@ fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
             Decode::Invalid(message) => Error::invalid_argument(message),
             Decode::TooBig => Error::invalid_argument("config is too big"),
         })
-        .and_then(|v| config_from(&v));
+        .and_then(|v| crate::config::from_value(&v));
     match config {
         Ok(config) => {
             dspex_runtime::start(config).set_accepting(true);

@@ -106,8 +106,8 @@ impl Drop for JobResource {
 /// scheduler with a process-independent callback environment (`run_resource_dtor` in
 /// erl_nif.c; destructors of resources freed off-scheduler are handed to scheduler 1),
 /// and `enif_whereis_pid` and `enif_send` accept a callback environment: neither blocks
-/// (a send to a dead or unregistered process is dropped). Verified on OTP 25 by
-/// test/cluster_test.exs (remote handles collected) and test/remote_drop_test.exs.
+/// (a send to a dead or unregistered process is dropped). Verified on OTP 25 (erts
+/// 13.1.5) by test/cluster_test.exs: a handle collected on this node frees its session.
 pub struct RemoteHandle {
     pub node: String,
     pub id: u64,

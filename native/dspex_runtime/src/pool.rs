@@ -135,7 +135,7 @@ impl Pool {
 
     /// Queues a job; never blocks. Refused at once when the runtime failed to start or
     /// the queue is full, and when it is a test hook the runtime does not allow.
-    pub fn submit(&self, job: Job) -> Result<(), Error> {
+    pub(crate) fn submit(&self, job: Job) -> Result<(), Error> {
         if let Status::Failed(why) = self.status() {
             return Err(Error::not_started(why));
         }
