@@ -61,4 +61,5 @@ defmodule DSPex.Native.NIF do
   def remote_handle(_node, _id), do: :erlang.nif_error(:not_loaded)
   def remote_handle_info(_handle), do: :erlang.nif_error(:not_loaded)
   def remote_relay, do: :erlang.nif_error(:not_loaded)
+  def protocol, do: :erlang.nif_error(:not_loaded)
 end

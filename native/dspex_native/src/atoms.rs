@@ -1,6 +1,8 @@
 //! Atoms the NIF surface returns.
 
 rustler::atoms! {
+    /// The registered name of the process told about collected remote handles.
+    remote_process = "Elixir.DSPex.Native.Remote",
     ok,
     error,
     nil,
@@ -15,4 +17,8 @@ rustler::atoms! {
     callback,
     output,
     dspex_remote_dropped,
+    ops,
+    user_code_ops,
+    global_ops,
+    reasons,
 }

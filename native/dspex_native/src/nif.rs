@@ -2,23 +2,25 @@
 //! or waits for Python; answers arrive as `{tag, {:ok, value} | {:error, error}}` messages
 //! sent by a worker, where `tag` is a reference the caller made.
 //!
-//! Functions that take a term of unbounded size come in two flavours: the normal one decodes
-//! on a budget and answers `:dirty` when the term is too big, and the `_dirty` one (on a
-//! dirty CPU scheduler) decodes anything. Elixir calls the second after the first.
+//! Functions that take a term of unbounded size come in two flavours (declared once with
+//! `twin_nifs!`): the normal one decodes on a budget and answers `:dirty` when the term is
+//! too big, and the `_dirty` one (on a dirty CPU scheduler) decodes anything. Elixir calls
+//! the second after the first. Operation names are decoded here, once, into `Op` /
+//! `GlobalOp`: an unknown one is refused before anything is queued.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
-use dspex_runtime::value::MAX_FRAMING;
-use dspex_runtime::{Cancelled, Config, Deliver, Error, Gate, Status, Value};
+use dspex_runtime::{
+    Cancelled, Deliver, Error, Gate, GlobalOp, Op, Reason, Status, Value, MAX_FRAMING,
+};
 
 use crate::atoms;
-use crate::call_back::call_back_to;
+use crate::callbacks::to_caller;
 use crate::resource::{JobResource, RemoteHandle, SessionResource};
-use crate::term_codec::{decode, encode, Decode, NORMAL_BUDGET};
+use crate::term_codec::{decode, encode, Decode};
 
 /// Why a call was not queued.
 enum Refused {
@@ -35,7 +37,7 @@ impl From<Error> for Refused {
 
 /// `{reason, message, python_type, traceback}`, the shape `DSPex.Native.Error` is built from.
 fn encode_error<'a>(env: Env<'a>, err: &Error) -> Term<'a> {
-    let reason = rustler::Atom::from_str(env, err.reason).unwrap_or(atoms::error());
+    let reason = rustler::Atom::from_str(env, err.reason.name()).unwrap_or(atoms::error());
     (
         reason,
         err.message.as_str(),
@@ -66,7 +68,7 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
         let _ = owned.send_and_clear(&pid, |env| {
             let body = match result.as_ref().map(|value| encode(env, value)) {
                 Ok(Ok(term)) => (atoms::ok(), term).encode(env),
-                Ok(Err(message)) => error_reply(env, &Error::new("internal_error", message)),
+                Ok(Err(message)) => error_reply(env, &Error::internal(message)),
                 Err(err) => error_reply(env, err),
             };
             (saved.load(env), body)
@@ -101,57 +103,6 @@ fn job<'a>(env: Env<'a>, result: Result<Arc<Gate>, Refused>) -> Term<'a> {
 
 // -- lifecycle --------------------------------------------------------------------------
 
-fn config_from(value: &Value) -> Result<Config, Error> {
-    let mut config = Config::default();
-    // Integers may come from the environment as text ("8").
-    let positive = |key: &str| match value.get(key) {
-        None | Some(Value::Nil) => Ok(None),
-        Some(Value::Int(n)) if *n > 0 => Ok(Some(*n as usize)),
-        Some(Value::Str(s)) if s.trim().parse::<usize>().is_ok_and(|n| n > 0) => {
-            Ok(s.trim().parse().ok())
-        }
-        Some(other) => Err(Error::invalid_argument(format!(
-            "config {key} must be a positive integer, got {}",
-            match other {
-                Value::Str(s) => format!("{s:?}"),
-                other => other.describe(64),
-            }
-        ))),
-    };
-    let text = |key: &str| match value.get(key) {
-        None | Some(Value::Nil) => Ok(None),
-        Some(Value::Str(s)) => Ok(Some(s.clone())),
-        Some(other) => Err(Error::invalid_argument(format!(
-            "config {key} must be a string, got {}",
-            other.describe(64)
-        ))),
-    };
-    let flag = |key: &str, default: bool| match value.get(key) {
-        Some(Value::Bool(b)) => *b,
-        _ => default,
-    };
-    if let Some(n) = positive("workers")? {
-        config.workers = n;
-    }
-    if let Some(n) = positive("max_workers")? {
-        config.max_workers = n;
-    }
-    if let Some(n) = positive("queue_size")? {
-        config.queue_size = n;
-    }
-    if let Some(n) = positive("history_size")? {
-        config.history_size = n;
-    }
-    config.python = text("python")?.map(PathBuf::from);
-    config.trace = text("trace")?;
-    if let Some(path) = text("bridge_path")? {
-        config.bridge_path = PathBuf::from(path);
-    }
-    config.warm = flag("warm", config.warm);
-    config.test_hooks = flag("test_hooks", false);
-    Ok(config)
-}
-
 /// Starts the runtime (once per BEAM) and returns at once while Python boots on its own
 /// thread. After `stop/0`, starting again only accepts calls again (same interpreter).
 #[rustler::nif]
@@ -161,7 +112,7 @@ fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
             Decode::Invalid(message) => Error::invalid_argument(message),
             Decode::TooBig => Error::invalid_argument("config is too big"),
         })
-        .and_then(|v| config_from(&v));
+        .and_then(|v| crate::config::from_value(&v));
     match config {
         Ok(config) => {
             dspex_runtime::start(config).set_accepting(true);
@@ -248,93 +199,82 @@ fn open<'a>(
     }
 }
 
-#[rustler::nif]
-fn session_open<'a>(
-    env: Env<'a>,
-    name: Term<'a>,
-    lm: Term<'a>,
-    owner: Term<'a>,
-    tag: Term<'a>,
-) -> Term<'a> {
-    open(env, name, lm, owner, tag, Some(NORMAL_BUDGET))
+twin_nifs! {
+    /// Opens a session: `{:ok, session, job}`; the job answers once Python has it.
+    fn session_open / session_open_dirty <'a>(
+        env,
+        name: Term<'a>,
+        lm: Term<'a>,
+        owner: Term<'a>,
+        tag: Term<'a>,
+    ) = open(env, name, lm, owner, tag)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
-fn session_open_dirty<'a>(
-    env: Env<'a>,
-    name: Term<'a>,
-    lm: Term<'a>,
-    owner: Term<'a>,
-    tag: Term<'a>,
-) -> Term<'a> {
-    open(env, name, lm, owner, tag, None)
-}
-
-fn call<'a>(
-    env: Env<'a>,
-    session: &SessionResource,
-    op: &str,
-    arguments: Term<'a>,
-    tag: Term<'a>,
-    budget: Option<usize>,
-) -> Term<'a> {
-    let result = argument(arguments, "arguments", budget).and_then(|args| {
-        // Only jobs that run user programs may call back into the BEAM.
-        let callback = matches!(op, "execute" | "compile").then(|| call_back_to(env, tag));
-        Ok(dspex_runtime::call(
-            &session.cell,
-            op,
-            args,
-            reply_to(env, tag),
-            callback,
-        )?)
-    });
-    job(env, result)
-}
-
-#[rustler::nif]
-fn session_call<'a>(
+fn submit_session_op<'a>(
     env: Env<'a>,
     session: ResourceArc<SessionResource>,
     op: String,
     arguments: Term<'a>,
     tag: Term<'a>,
+    budget: Option<usize>,
 ) -> Term<'a> {
-    call(env, &session, &op, arguments, tag, Some(NORMAL_BUDGET))
+    let result = Op::from_name(&op)
+        .map_err(Refused::from)
+        .and_then(|op| Ok((op, argument(arguments, "arguments", budget)?)))
+        .and_then(|(op, args)| {
+            // Only jobs that run user programs may reach the caller while they run.
+            let to_caller = op.runs_user_code().then(|| to_caller(env, tag));
+            Ok(dspex_runtime::submit_session_op(
+                &session.cell,
+                op,
+                args,
+                reply_to(env, tag),
+                to_caller,
+            )?)
+        });
+    job(env, result)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
-fn session_call_dirty<'a>(
+twin_nifs! {
+    /// Queues a session operation (`"execute"`, ...): `{:ok, job}`.
+    fn session_call / session_call_dirty <'a>(
+        env,
+        session: ResourceArc<SessionResource>,
+        op: String,
+        arguments: Term<'a>,
+        tag: Term<'a>,
+    ) = submit_session_op(env, session, op, arguments, tag)
+}
+
+fn submit_global_op<'a>(
     env: Env<'a>,
-    session: ResourceArc<SessionResource>,
     op: String,
-    arguments: Term<'a>,
-    tag: Term<'a>,
-) -> Term<'a> {
-    call(env, &session, &op, arguments, tag, None)
-}
-
-fn global<'a>(
-    env: Env<'a>,
-    op: &str,
     arguments: Term<'a>,
     tag: Term<'a>,
     budget: Option<usize>,
 ) -> Term<'a> {
-    // Global calls (ping) carry the user's value as it is: no framing.
-    let result = framed(arguments, "arguments", budget, 0)
-        .and_then(|args| Ok(dspex_runtime::global_call(op, args, reply_to(env, tag))?));
+    // Global operations (ping) carry the user's value as it is: no framing.
+    let result = GlobalOp::from_name(&op)
+        .map_err(Refused::from)
+        .and_then(|op| Ok((op, framed(arguments, "arguments", budget, 0)?)))
+        .and_then(|(op, args)| {
+            Ok(dspex_runtime::submit_global_op(
+                op,
+                args,
+                reply_to(env, tag),
+            )?)
+        });
     job(env, result)
 }
 
-#[rustler::nif]
-fn global_call<'a>(env: Env<'a>, op: String, arguments: Term<'a>, tag: Term<'a>) -> Term<'a> {
-    global(env, &op, arguments, tag, Some(NORMAL_BUDGET))
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn global_call_dirty<'a>(env: Env<'a>, op: String, arguments: Term<'a>, tag: Term<'a>) -> Term<'a> {
-    global(env, &op, arguments, tag, None)
+twin_nifs! {
+    /// Queues an operation that belongs to no session (`"ping"`, `"stats"`): `{:ok, job}`.
+    fn global_call / global_call_dirty <'a>(
+        env,
+        op: String,
+        arguments: Term<'a>,
+        tag: Term<'a>,
+    ) = submit_global_op(env, op, arguments, tag)
 }
 
 /// Closes a session; idempotent. Its Python objects are released by the pool.
@@ -384,10 +324,57 @@ fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {
     Ok(map)
 }
 
+/// Whether the runtime was started with `test_hooks: true`; test-only NIFs refuse
+/// otherwise.
+fn test_hooks_on() -> Result<(), Error> {
+    match dspex_runtime::pool() {
+        Some(pool) if pool.test_hooks() => Ok(()),
+        _ => Err(Error::invalid_argument(
+            "a test hook: start the runtime with test_hooks: true",
+        )),
+    }
+}
+
 /// Test hook: a panic on a scheduler thread, which must reach the caller as an error.
 #[rustler::nif]
-fn test_panic() -> rustler::Atom {
-    panic!("test_panic: a deliberate panic in a NIF")
+fn test_panic(env: Env<'_>) -> Term<'_> {
+    match test_hooks_on() {
+        Ok(()) => panic!("test_panic: a deliberate panic in a NIF"),
+        Err(err) => error_reply(env, &err),
+    }
+}
+
+/// Test hook: the protocol as Rust declares it, for the contract test that Elixir, the
+/// README, Rust and Python agree: `{:ok, %{ops: [...], user_code_ops: [...],
+/// global_ops: [...], reasons: [atom]}}` (operation names are strings, as Elixir sends them).
+#[rustler::nif]
+fn protocol(env: Env<'_>) -> NifResult<Term<'_>> {
+    if let Err(err) = test_hooks_on() {
+        return Ok(error_reply(env, &err));
+    }
+    let reasons: Vec<rustler::Atom> = Reason::ALL
+        .iter()
+        .map(|r| rustler::Atom::from_str(env, r.name()))
+        .collect::<NifResult<_>>()?;
+    let map = rustler::types::map::map_new(env)
+        .map_put(
+            atoms::ops(),
+            Op::ALL.iter().map(|op| op.name()).collect::<Vec<_>>(),
+        )?
+        .map_put(
+            atoms::user_code_ops(),
+            Op::ALL
+                .iter()
+                .filter(|op| op.runs_user_code())
+                .map(|op| op.name())
+                .collect::<Vec<_>>(),
+        )?
+        .map_put(
+            atoms::global_ops(),
+            GlobalOp::ALL.iter().map(|op| op.name()).collect::<Vec<_>>(),
+        )?
+        .map_put(atoms::reasons(), reasons)?;
+    Ok((atoms::ok(), map).encode(env))
 }
 
 /// A handle to session `id` living on `node`; collecting it tells that node.
@@ -402,9 +389,9 @@ fn remote_handle_info(handle: ResourceArc<RemoteHandle>) -> (String, u64) {
     (handle.node.clone(), handle.id)
 }
 
-/// Makes the calling process the one told about collected remote handles.
+/// Does nothing: a collected remote handle's destructor messages the process registered
+/// as `DSPex.Native.Remote` itself. Kept while `DSPex.Native.Remote.init/1` still calls it.
 #[rustler::nif]
-fn remote_relay(env: Env<'_>) -> rustler::Atom {
-    crate::relay::set_target(env.pid());
+fn remote_relay() -> rustler::Atom {
     atoms::ok()
 }

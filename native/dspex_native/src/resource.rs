@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 use rustler::env::{OwnedEnv, SavedTerm};
 use rustler::{Env, LocalPid, Monitor, Resource, Term};
 
-use dspex_runtime::job::GateState;
-use dspex_runtime::{Cancelled, Gate, SessionCell};
+use crate::atoms;
+
+use dspex_runtime::{Cancelled, Gate, GateState, SessionCell};
 
 pub struct SessionResource {
     pub cell: Arc<SessionCell>,
@@ -80,7 +81,7 @@ impl JobResource {
         let outcome = self.gate.cancel();
         if let (Cancelled::Stopped { was_running }, Some(pool)) = (outcome, dspex_runtime::pool()) {
             if matches!(before, GateState::Queued | GateState::Running) {
-                pool.cancelled();
+                pool.count_cancelled();
             }
             if was_running {
                 pool.interrupt(self.gate.clone());
@@ -98,18 +99,29 @@ impl Drop for JobResource {
 }
 
 /// The caller's side of a session that lives on another node. When the BEAM collects the
-/// last handle, the destructor queues a note for the relay thread, which tells the local
-/// `DSPex.Native.Remote` process, which tells the session's node. Nothing here blocks.
+/// last handle, the destructor tells the local `DSPex.Native.Remote` process, which tells
+/// the session's node: `{:dspex_remote_dropped, node, id}`.
+///
+/// The destructor sends directly. ERTS runs resource destructors as aux work on a normal
+/// scheduler with a process-independent callback environment (`run_resource_dtor` in
+/// erl_nif.c; destructors of resources freed off-scheduler are handed to scheduler 1),
+/// and `enif_whereis_pid` and `enif_send` accept a callback environment: neither blocks
+/// (a send to a dead or unregistered process is dropped). Verified on OTP 25 (erts
+/// 13.1.5) by test/cluster_test.exs: a handle collected on this node frees its session.
 pub struct RemoteHandle {
     pub node: String,
     pub id: u64,
 }
 
 #[rustler::resource_impl]
-impl Resource for RemoteHandle {}
-
-impl Drop for RemoteHandle {
-    fn drop(&mut self) {
-        crate::relay::dropped(std::mem::take(&mut self.node), self.id);
+impl Resource for RemoteHandle {
+    fn destructor(self, env: Env<'_>) {
+        let Some(remote) = env.whereis_pid(atoms::remote_process()) else {
+            return;
+        };
+        let _ = env.send(
+            &remote,
+            (atoms::dspex_remote_dropped(), self.node.as_str(), self.id),
+        );
     }
 }

@@ -14,8 +14,10 @@ use rustler::types::map::MapIterator;
 use rustler::types::tuple::make_tuple;
 use rustler::{Atom, Encoder, Env, ResourceArc, Term, TermType};
 
-use dspex_runtime::value::{Handle, Value, MAX_BIG_DIGITS, MAX_FRAMING};
-use dspex_runtime::walk::{self, Failure, Node, ReadError, Reader, Writer};
+use dspex_runtime::{
+    walk_read, walk_write, Failure, Handle, Node, ReadError, Reader, Value, Writer, MAX_BIG_DIGITS,
+    MAX_FRAMING,
+};
 
 use crate::resource::FunHandle;
 
@@ -53,7 +55,7 @@ pub fn decode(
         left: budget.unwrap_or(usize::MAX),
         env: std::marker::PhantomData,
     };
-    walk::read(&mut reader, term, path, framing).map_err(|e| match e {
+    walk_read(&mut reader, term, path, framing).map_err(|e| match e {
         ReadError::Invalid(message) => Decode::Invalid(message),
         ReadError::Stop(OverBudget) => Decode::TooBig,
     })
@@ -233,7 +235,7 @@ fn atom_name(term: Term<'_>) -> Option<String> {
 /// Builds the Erlang term for a value. Fails only for a value deeper than any reader
 /// produces.
 pub fn encode<'a>(env: Env<'a>, value: &Value) -> Result<Term<'a>, String> {
-    walk::write(&mut TermWriter { env }, value, "result", MAX_FRAMING)
+    walk_write(&mut TermWriter { env }, value, "result", MAX_FRAMING)
 }
 
 struct TermWriter<'a> {

@@ -2,11 +2,11 @@
 //! output during a job.
 //!
 //! While a job runs, its worker thread knows how to reach the job's caller. Python calls
-//! `dspex_bridge._call_elixir(request, timeout)`: the request goes to the caller as a
+//! `dspex_bridge.hooks.call_elixir(request, timeout)`: the request goes to the caller as a
 //! message, the caller runs the Elixir function in a process tied to the job and answers
-//! through `resolve`. Meanwhile the worker waits *without the GIL*, so other jobs run. The
+//! through [`answer_request`]. Meanwhile the worker waits *without the GIL*, so other jobs run. The
 //! wait ends with the answer, the timeout, or the job's cancellation (its caller gave up
-//! or died), whichever comes first. `dspex_bridge._notify_elixir(payload)` sends printed
+//! or died), whichever comes first. `dspex_bridge.hooks.notify_elixir(payload)` sends printed
 //! text and log records the same way, without waiting.
 //!
 //! Every such message passes the job's gate ([`Gate::send_if_running`]), as the answer
@@ -23,7 +23,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
-use crate::job::{Gate, GateState};
+use crate::gate::{Gate, GateState};
 use crate::pycodec::{from_py, to_py};
 use crate::value::{Value, MAX_FRAMING};
 
@@ -35,7 +35,7 @@ pub enum Outbound {
     /// Printed text or a log record (`%{"kind" => "output" | "log", ...}`); nobody answers.
     Output(Value),
     /// Run the Elixir function `request["key"]` on `request["args"]` and answer with
-    /// [`resolve`]`(id, ...)` within `timeout_ms`, after which nobody waits.
+    /// [`answer_request`]`(id, ...)` within `timeout_ms`, after which nobody waits.
     Request {
         id: u64,
         request: Value,
@@ -44,7 +44,7 @@ pub enum Outbound {
 }
 
 /// Sends a message to the job's caller. Called only through the job's gate.
-pub type Callback = Arc<dyn Fn(Outbound) + Send + Sync>;
+pub type ToCaller = Arc<dyn Fn(Outbound) + Send + Sync>;
 
 /// What the Elixir side answered: a value, or an error message.
 pub type Answer = Result<Value, String>;
@@ -58,11 +58,11 @@ fn pending() -> &'static Mutex<HashMap<u64, Sender<Answer>>> {
 
 thread_local! {
     /// The running job's way back to its caller, and its gate (to notice cancellation).
-    static CURRENT: RefCell<Option<(Callback, Arc<Gate>)>> = const { RefCell::new(None) };
+    static CURRENT: RefCell<Option<(ToCaller, Arc<Gate>)>> = const { RefCell::new(None) };
 }
 
-/// Makes `callback` the current job's for the duration of `f` on this thread.
-pub(crate) fn with_current<R>(current: Option<(Callback, Arc<Gate>)>, f: impl FnOnce() -> R) -> R {
+/// Makes `current` (a way to the caller, and the job's gate) the current job's for the duration of `f` on this thread.
+pub(crate) fn with_current<R>(current: Option<(ToCaller, Arc<Gate>)>, f: impl FnOnce() -> R) -> R {
     let previous = CURRENT.with(|c| c.replace(current));
     let result = f();
     CURRENT.with(|c| *c.borrow_mut() = previous);
@@ -71,7 +71,7 @@ pub(crate) fn with_current<R>(current: Option<(Callback, Arc<Gate>)>, f: impl Fn
 
 /// Delivers the Elixir side's answer to the waiting worker. False if nobody waits any
 /// more (it timed out or was cancelled).
-pub fn resolve(id: u64, answer: Answer) -> bool {
+pub fn answer_request(id: u64, answer: Answer) -> bool {
     let sender = pending()
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -79,17 +79,20 @@ pub fn resolve(id: u64, answer: Answer) -> bool {
     sender.is_some_and(|s| s.send(answer).is_ok())
 }
 
-/// The Python callable `_notify_elixir(payload)`: sends `payload` to the running job's
+/// The Python callable `hooks.notify_elixir(payload)`: sends `payload` to the running job's
 /// caller without waiting (printed output, log records). False when no caller is listening
 /// (no job on this thread, or a job that cannot call back), so Python writes it itself;
 /// true also when the caller gave up: the output is dropped, as the answer is.
-pub(crate) fn python_notifier(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound<'_, PyCFunction>> {
+pub(crate) fn notify_elixir_function(
+    py: Python<'_>,
+    atom: Py<PyAny>,
+) -> PyResult<Bound<'_, PyCFunction>> {
     PyCFunction::new_closure(
         py,
-        Some(c"_notify_elixir"),
+        Some(c"notify_elixir"),
         Some(c"Send a payload to the running job's caller without waiting."),
         move |args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
-            let Some((callback, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
+            let Some((to_caller, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
                 return Ok(false);
             };
             if gate.state() != GateState::Running {
@@ -97,7 +100,7 @@ pub(crate) fn python_notifier(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
             }
             let payload = from_py(&args.get_item(0)?, atom.bind(args.py()), MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("payload for Elixir: {m}")))?;
-            gate.send_if_running(|| callback(Outbound::Output(payload)));
+            gate.send_if_running(|| to_caller(Outbound::Output(payload)));
             Ok(true)
         },
     )
@@ -113,11 +116,14 @@ enum Waited {
 /// How often a waiting worker checks whether its job was cancelled.
 const POLL: Duration = Duration::from_millis(20);
 
-/// The Python callable `_call_elixir(request, timeout_seconds)`.
-pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound<'_, PyCFunction>> {
+/// The Python callable `hooks.call_elixir(request, timeout_seconds)`.
+pub(crate) fn call_elixir_function(
+    py: Python<'_>,
+    atom: Py<PyAny>,
+) -> PyResult<Bound<'_, PyCFunction>> {
     PyCFunction::new_closure(
         py,
-        Some(c"_call_elixir"),
+        Some(c"call_elixir"),
         Some(c"Call the Elixir side of the running job and wait (without the GIL) for its answer."),
         move |args: &Bound<'_, PyTuple>,
               _kwargs: Option<&Bound<'_, PyDict>>|
@@ -127,7 +133,7 @@ pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
             let request = from_py(&args.get_item(0)?, atom, MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("request to Elixir: {m}")))?;
             let timeout: f64 = args.get_item(1)?.extract()?;
-            let Some((callback, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
+            let Some((to_caller, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
                 return Err(PyRuntimeError::new_err(
                     "no Elixir caller to call back on this thread",
                 ));
@@ -142,7 +148,7 @@ pub(crate) fn python_callable(py: Python<'_>, atom: Py<PyAny>) -> PyResult<Bound
                 .insert(id, tx);
             let wait = Duration::from_secs_f64(timeout.clamp(0.0, 1.0e9));
             let sent = gate.send_if_running(|| {
-                callback(Outbound::Request {
+                to_caller(Outbound::Request {
                     id,
                     request,
                     timeout_ms: wait.as_millis().try_into().unwrap_or(u64::MAX),

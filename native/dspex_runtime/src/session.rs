@@ -1,14 +1,14 @@
 //! The Rust half of a session: its identity and the one strong reference to its Python
 //! object. Whoever drops the last `Arc<SessionCell>` (the BEAM's GC, via the NIF resource,
-//! or a worker finishing the last job) hands that reference to the pool's release queue:
-//! dropping never takes the GIL and never blocks.
+//! or a worker finishing the last job) hands that reference to a [`Releaser`]: dropping
+//! never takes the GIL and never blocks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
 
-use crate::pool::Pool;
+use crate::releases::Releaser;
 
 pub struct SessionCell {
     pub id: u64,
@@ -17,18 +17,21 @@ pub struct SessionCell {
     /// Only ever locked to move or clone the pointer, never while Python code runs, so a
     /// worker holding the GIL and a scheduler closing the session can never deadlock.
     object: Mutex<Option<Py<PyAny>>>,
-    pool: &'static Pool,
+    releaser: Releaser,
+    /// The count of live sessions this one is part of (`stats().sessions`).
+    live: Arc<AtomicUsize>,
 }
 
 impl SessionCell {
-    pub(crate) fn new(id: u64, name: String, pool: &'static Pool) -> Self {
-        pool.sessions_opened();
+    pub(crate) fn new(id: u64, name: String, releaser: Releaser, live: Arc<AtomicUsize>) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
         SessionCell {
             id,
             name,
             closed: AtomicBool::new(false),
             object: Mutex::new(None),
-            pool,
+            releaser,
+            live,
         }
     }
 
@@ -55,7 +58,7 @@ impl SessionCell {
         let mut slot = self.slot();
         if self.is_closed() {
             drop(slot);
-            self.pool.release(object);
+            self.releaser.release(object);
         } else {
             *slot = Some(object);
         }
@@ -67,12 +70,12 @@ impl SessionCell {
     }
 
     /// Closes the session: later calls fail with `:closed`; the Python object is released
-    /// by the pool. Idempotent, and never takes the GIL.
+    /// by a worker. Idempotent, and never takes the GIL.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
         let taken = self.slot().take();
         if let Some(object) = taken {
-            self.pool.release(object);
+            self.releaser.release(object);
         }
     }
 }
@@ -80,6 +83,6 @@ impl SessionCell {
 impl Drop for SessionCell {
     fn drop(&mut self) {
         self.close();
-        self.pool.sessions_dropped();
+        self.live.fetch_sub(1, Ordering::Relaxed);
     }
 }

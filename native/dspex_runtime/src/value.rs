@@ -293,36 +293,6 @@ pub fn path<'a>(root: &str, steps: impl IntoIterator<Item = Step<'a>>) -> String
     out
 }
 
-impl From<&str> for Value {
-    fn from(s: &str) -> Self {
-        Value::Str(s.to_owned())
-    }
-}
-
-impl From<String> for Value {
-    fn from(s: String) -> Self {
-        Value::Str(s)
-    }
-}
-
-impl From<i64> for Value {
-    fn from(i: i64) -> Self {
-        Value::Int(i)
-    }
-}
-
-impl From<bool> for Value {
-    fn from(b: bool) -> Self {
-        Value::Bool(b)
-    }
-}
-
-impl<T: Into<Value>> From<Option<T>> for Value {
-    fn from(o: Option<T>) -> Self {
-        o.map_or(Value::Nil, Into::into)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dspex_runtime::{Config, Error, SessionCell, Status, Value};
+use dspex_runtime::{Config, Error, GlobalOp, Op, Reason, SessionCell, Status, Value};
 
 fn pool() -> &'static dspex_runtime::Pool {
     let bridge = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../priv/python");
@@ -25,10 +25,10 @@ fn waiter() -> (dspex_runtime::Deliver, mpsc::Receiver<Result<Value, Error>>) {
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn global(op: &str, args: Value) -> Result<Value, Error> {
+fn global(op: GlobalOp, args: Value) -> Result<Value, Error> {
     pool();
     let (deliver, rx) = waiter();
-    dspex_runtime::global_call(op, args, deliver)?;
+    dspex_runtime::submit_global_op(op, args, deliver)?;
     rx.recv_timeout(WAIT).expect("no answer")
 }
 
@@ -41,8 +41,9 @@ fn open(name: &str, lm: Value) -> Arc<SessionCell> {
 }
 
 fn call(cell: &Arc<SessionCell>, op: &str, args: Value) -> Result<Value, Error> {
+    let op = Op::from_name(op)?;
     let (deliver, rx) = waiter();
-    dspex_runtime::call(cell, op, args, deliver, None)?;
+    dspex_runtime::submit_session_op(cell, op, args, deliver, None)?;
     rx.recv_timeout(WAIT).expect("no answer")
 }
 
@@ -69,7 +70,7 @@ fn create(cell: &Arc<SessionCell>, id: &str) -> Result<Value, Error> {
 }
 
 fn python_counts() -> (i64, i64) {
-    let stats = global("stats", Value::map([("gc", Value::Bool(true))])).unwrap();
+    let stats = global(GlobalOp::Stats, Value::map([("gc", Value::Bool(true))])).unwrap();
     let get = |k| match stats.get(k) {
         Some(Value::Int(n)) => *n,
         other => panic!("{k}: {other:?}"),
@@ -92,7 +93,7 @@ fn ping_round_trips_every_value_kind() {
         ),
         ("unicode", Value::str("héllo ✓")),
     ]);
-    assert_eq!(global("ping", value.clone()).unwrap(), value);
+    assert_eq!(global(GlobalOp::Ping, value.clone()).unwrap(), value);
     assert_eq!(pool().status(), Status::Ready);
 }
 
@@ -111,7 +112,7 @@ fn two_sessions_same_program_id_answer_with_their_own_lm() {
     assert_eq!(ra.get("answer"), Some(&Value::str("from a")));
     assert_eq!(rb.get("answer"), Some(&Value::str("from b")));
     let err = create(&a, "prog_1").unwrap_err();
-    assert_eq!(err.reason, "already_exists");
+    assert_eq!(err.reason, Reason::AlreadyExists);
 }
 
 #[test]
@@ -120,7 +121,7 @@ fn closing_refuses_calls_and_frees_python_objects() {
     create(&cell, "p").unwrap();
     cell.close();
     let err = create(&cell, "q").unwrap_err();
-    assert_eq!(err.reason, "closed");
+    assert_eq!(err.reason, Reason::Closed);
     assert!(err.message.contains("closing"), "{}", err.message);
 }
 
@@ -155,9 +156,9 @@ fn python_errors_carry_type_and_traceback() {
         ]),
     )
     .unwrap_err();
-    assert_eq!(err.reason, "no_lm");
+    assert_eq!(err.reason, Reason::NoLm);
     let err = call(&cell, "no_such_op", Value::map::<&str>([])).unwrap_err();
-    assert_eq!(err.reason, "invalid_argument");
+    assert_eq!(err.reason, Reason::InvalidArgument);
     let (_, programs) = python_counts();
     assert!(programs >= 1);
 }
@@ -165,13 +166,14 @@ fn python_errors_carry_type_and_traceback() {
 #[test]
 fn big_maps_round_trip() {
     let map = Value::Map((0..5000).map(|i| (Value::Int(i), Value::Int(i))).collect());
-    assert_eq!(global("ping", map.clone()).unwrap(), map);
+    assert_eq!(global(GlobalOp::Ping, map.clone()).unwrap(), map);
 }
 
 /// Python that prints until its job is cancelled, then prints and calls Elixir once more
 /// from `finally` (both must be stopped at the gate); `Probe` tells when that has run.
 const CHATTY: &str = r#"
-import dspy, dspex_bridge
+import dspy
+from dspex_bridge import hooks
 
 FINISHED = []
 
@@ -183,7 +185,7 @@ class Chatty(dspy.Module):
         finally:
             print("after the cancel")
             try:
-                dspex_bridge._call_elixir({"key": "late", "args": {}}, 5.0)
+                hooks.call_elixir({"key": "late", "args": {}}, 5.0)
             except Exception as exc:
                 FINISHED.append(str(exc))
 
@@ -194,7 +196,7 @@ class Probe(dspy.Module):
 
 #[test]
 fn after_a_cancel_nothing_more_reaches_the_caller() {
-    use dspex_runtime::callbacks::{Callback, Outbound};
+    use dspex_runtime::{Outbound, ToCaller};
     use std::sync::Mutex;
 
     let cell = open("gated", Value::Nil);
@@ -213,10 +215,16 @@ fn after_a_cancel_nothing_more_reaches_the_caller() {
 
     let sent = Arc::new(Mutex::new(Vec::new()));
     let record = sent.clone();
-    let callback: Callback = Arc::new(move |o: Outbound| record.lock().unwrap().push(o));
+    let to_caller: ToCaller = Arc::new(move |o: Outbound| record.lock().unwrap().push(o));
     let (deliver, answers) = waiter();
-    let gate =
-        dspex_runtime::call(&cell, "execute", execute("Chatty"), deliver, Some(callback)).unwrap();
+    let gate = dspex_runtime::submit_session_op(
+        &cell,
+        Op::Execute,
+        execute("Chatty"),
+        deliver,
+        Some(to_caller),
+    )
+    .unwrap();
     let deadline = Instant::now() + WAIT;
     while sent.lock().unwrap().len() < 10 {
         assert!(Instant::now() < deadline, "no output arrived");
@@ -254,4 +262,48 @@ fn after_a_cancel_nothing_more_reaches_the_caller() {
         answers.try_recv().is_err(),
         "the answer came after the cancel"
     );
+}
+
+#[test]
+fn rust_and_python_name_the_same_session_operations() {
+    use pyo3::prelude::*;
+    use std::collections::BTreeSet;
+
+    global(GlobalOp::Ping, Value::Nil).unwrap(); // Python is up.
+    let python: BTreeSet<String> = Python::attach(|py| -> PyResult<_> {
+        let ops = py.import("dspex_bridge.session")?.getattr("OPS")?;
+        ops.try_iter()?.map(|k| k?.extract::<String>()).collect()
+    })
+    .unwrap();
+    let rust: BTreeSet<String> = Op::ALL.iter().map(|op| op.name().to_owned()).collect();
+    assert_eq!(rust, python);
+}
+
+#[test]
+fn rust_knows_every_reason_python_returns() {
+    use pyo3::prelude::*;
+
+    global(GlobalOp::Ping, Value::Nil).unwrap();
+    let python: Vec<String> = Python::attach(|py| -> PyResult<_> {
+        let reasons = py.import("dspex_bridge.errors")?.getattr("REASONS")?;
+        reasons
+            .try_iter()?
+            .map(|k| k?.extract::<String>())
+            .collect()
+    })
+    .unwrap();
+    for name in python {
+        assert_eq!(
+            Reason::from_name(&name).name(),
+            name,
+            "{name} is not a Reason"
+        );
+    }
+}
+
+#[test]
+fn test_hooks_are_refused_unless_enabled() {
+    let err = global(GlobalOp::TestPanic, Value::Nil).unwrap_err();
+    assert_eq!(err.reason, Reason::InvalidArgument);
+    assert!(err.message.contains("test_panic"), "{}", err.message);
 }

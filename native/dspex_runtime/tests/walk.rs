@@ -1,7 +1,9 @@
 //! The explicit-stack walks (`dspex_runtime::walk`) on their own: identity readers and
 //! writers over values, on a thread whose stack is far too small for recursion.
-use dspex_runtime::value::{Value, MAX_DEPTH};
-use dspex_runtime::walk::{read, write, Failure, Node, ReadError, Reader, Writer};
+use dspex_runtime::{
+    walk_read as read, walk_write as write, Failure, Node, ReadError, Reader, Value, Writer,
+    MAX_DEPTH,
+};
 
 /// Reads a value back into a value: the identity, through the walker.
 struct Identity;

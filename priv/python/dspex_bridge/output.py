@@ -12,11 +12,11 @@ import io
 import logging
 import sys
 
+from . import hooks
+
 
 def _notify(payload):
-    import dspex_bridge
-
-    notify = getattr(dspex_bridge, "_notify_elixir", None)
+    notify = hooks.notify_elixir
     return bool(notify and notify(payload))
 
 

@@ -12,7 +12,7 @@ import weakref
 
 import dspy
 
-from . import exports, inputs as typed_inputs, lms, modules, refs, signatures
+from . import exports, hooks, inputs as typed_inputs, lms, modules, refs, signatures
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -45,9 +45,7 @@ def _tool(spec, timeout):
     key = spec["key"]
 
     def call_elixir(**kwargs):
-        import dspex_bridge
-
-        return dspex_bridge._call_elixir({"key": key, "args": kwargs}, float(timeout))
+        return hooks.call_elixir({"key": key, "args": kwargs}, float(timeout))
 
     return dspy.Tool(
         call_elixir,
@@ -73,9 +71,7 @@ def _metric(spec, timeout):
         key = spec["key"]
 
         def elixir_metric(example, prediction, trace=None):
-            import dspex_bridge
-
-            answer = dspex_bridge._call_elixir(
+            answer = hooks.call_elixir(
                 {"key": key, "args": {"example": to_plain(example.toDict()), "prediction": to_plain(prediction)}},
                 timeout,
             )

@@ -417,7 +417,7 @@ def test_export_then_import_preserves_demos_instructions_and_answers(open_sessio
 
 
 def test_react_tools_call_through_call_elixir_and_errors_reach_the_lm(open_session, monkeypatch):
-    import dspex_bridge
+    from dspex_bridge import hooks
 
     calls = []
 
@@ -427,7 +427,7 @@ def test_react_tools_call_through_call_elixir_and_errors_reach_the_lm(open_sessi
             raise RuntimeError("no such city")
         return {"temp": 21}
 
-    monkeypatch.setattr(dspex_bridge, "_call_elixir", fake_call_elixir, raising=False)
+    monkeypatch.setattr(hooks, "call_elixir", fake_call_elixir)
     answers = [
         {"next_thought": "look it up", "next_tool_name": "weather", "next_tool_args": {"city": "Atlantis"}},
         {"next_thought": "again", "next_tool_name": "weather", "next_tool_args": {"city": "Paris"}},

@@ -7,19 +7,19 @@ use std::sync::Arc;
 use rustler::env::OwnedEnv;
 use rustler::{Encoder, Env, LocalPid, NifResult, ResourceArc, Term};
 
-use dspex_runtime::callbacks::{Callback, Outbound};
+use dspex_runtime::{answer_request, Outbound, ToCaller};
 
 use crate::atoms;
 use crate::resource::FunHandle;
-use crate::term_codec::{decode, encode, Decode, NORMAL_BUDGET};
+use crate::term_codec::{decode, encode, Decode};
 
 /// Sends what the job sends besides its answer to the calling process, as declared by
-/// `dspex_runtime::callbacks::Outbound`: `{tag, {:output, payload}}`, and
+/// `dspex_runtime::Outbound`: `{tag, {:output, payload}}`, and
 /// `{tag, {:callback, id, request, timeout_ms}}`, which the caller answers with
 /// `callback_reply/2`. The runtime calls this only through the job's gate. Each send
 /// builds its message in a fresh environment, copying the tag from one kept for the job's
 /// lifetime.
-pub(crate) fn call_back_to(env: Env<'_>, tag: Term<'_>) -> Callback {
+pub(crate) fn to_caller(env: Env<'_>, tag: Term<'_>) -> ToCaller {
     let pid: LocalPid = env.pid();
     let tag_env = OwnedEnv::new();
     let saved = tag_env.save(tag);
@@ -76,18 +76,13 @@ fn reply_callback(id: u64, answer: Term<'_>, budget: Option<usize>) -> Term<'_> 
             .unwrap_or_else(|_| "the Elixir function failed".into())),
         _ => Err("malformed callback answer".into()),
     };
-    let waiting = dspex_runtime::callbacks::resolve(id, outcome);
+    let waiting = answer_request(id, outcome);
     waiting.encode(env)
 }
 
-/// Answers callback `id` with `{:ok, term}` or `{:error, message}`; `false` if nobody waits
-/// any more (timed out or cancelled), `:dirty` if the term must be decoded off-scheduler.
-#[rustler::nif]
-fn callback_reply<'a>(id: u64, answer: Term<'a>) -> Term<'a> {
-    reply_callback(id, answer, Some(NORMAL_BUDGET))
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn callback_reply_dirty<'a>(id: u64, answer: Term<'a>) -> Term<'a> {
-    reply_callback(id, answer, None)
+twin_nifs! {
+    /// Answers callback `id` with `{:ok, term}` or `{:error, message}`; `false` if nobody
+    /// waits any more (timed out or cancelled), `:dirty` if the term must be decoded
+    /// off-scheduler.
+    fn callback_reply / callback_reply_dirty <'a>(id: u64, answer: Term<'a>) = reply_callback(id, answer)
 }

@@ -1,0 +1,227 @@
+//! Scheduling: the worker threads, how they take jobs and releases, and the pool's elastic
+//! growth.
+//!
+//! Workers take releases first, so a release never waits behind executions. An idle worker
+//! polls the queue briefly before sleeping, and a worker runs short jobs back to back under
+//! one GIL hold. When jobs stall with every worker busy (LM calls waiting on HTTP with the
+//! GIL released), the control thread calls [`grow_if_stalled`]; workers beyond the minimum
+//! retire after a while without work.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::select;
+use pyo3::prelude::*;
+
+use crate::bridge;
+use crate::error::Error;
+use crate::job::Job;
+use crate::pool::{Pool, Status};
+use crate::thread_state::KeptThreadState;
+
+/// How long an idle worker polls for the next job before sleeping.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// How long jobs may wait with every worker busy and none taken before the pool grows.
+pub const GROW_AFTER: Duration = Duration::from_millis(2);
+
+/// How long a worker keeps running queued jobs under one GIL hold.
+const BATCH: Duration = Duration::from_micros(200);
+
+/// The most workers added at one check.
+const GROW_STEP: usize = 8;
+
+/// How long a worker beyond the minimum stays idle before it retires.
+const RETIRE_AFTER: Duration = Duration::from_secs(10);
+
+/// Starts the workers kept ready.
+pub fn spawn_all(pool: &'static Pool) {
+    for _ in 0..pool.workers {
+        spawn(pool);
+    }
+}
+
+fn spawn(pool: &'static Pool) {
+    let n = pool.next_worker.fetch_add(1, Ordering::Relaxed);
+    // Counted before the thread runs, so a burst of growth cannot overshoot.
+    pool.workers_alive.fetch_add(1, Ordering::AcqRel);
+    let spawned = std::thread::Builder::new()
+        .name(format!("dspex-worker-{n}"))
+        .spawn(move || serve(pool, n));
+    if let Err(e) = spawned {
+        pool.workers_alive.fetch_sub(1, Ordering::AcqRel);
+        tracing::error!(error = %e, "could not start a worker thread");
+    }
+}
+
+/// Grows the pool when jobs wait, no worker is idle and none has taken a job for a
+/// while: the workers are blocked in long calls (LM calls wait on HTTP with the GIL
+/// released), so another thread means another call in flight. Work that keeps the
+/// queue moving (short GIL-bound jobs) does not grow the pool: more threads would only
+/// fight over the GIL.
+pub fn grow_if_stalled(pool: &'static Pool) {
+    let now = pool.epoch.elapsed().as_nanos() as u64;
+    let stalled = now.saturating_sub(pool.last_dequeue.load(Ordering::Acquire))
+        > GROW_AFTER.as_nanos() as u64;
+    let waiting = pool.jobs_rx.len();
+    if waiting == 0 || !stalled || pool.workers_idle.load(Ordering::Acquire) > 0 {
+        return;
+    }
+    let room = pool.max_workers
+        - pool
+            .workers_alive
+            .load(Ordering::Acquire)
+            .min(pool.max_workers);
+    for _ in 0..waiting.min(room).min(GROW_STEP) {
+        spawn(pool);
+    }
+}
+
+fn serve(pool: &'static Pool, n: usize) {
+    // Counts this worker out however it ends (retiring, or a panic that escaped).
+    let mut alive = Alive {
+        count: &pool.workers_alive,
+        counted: true,
+    };
+    // Python never started: nothing to keep (queued jobs are answered :not_started).
+    let kept = pool.engine.get().map(|_| KeptThreadState::keep());
+    tracing::debug!(worker = n, "worker started");
+    // Workers beyond the minimum retire after a while without work.
+    let extra = n >= pool.workers;
+    let releases = pool.releases.receiver();
+    loop {
+        // Releases first: freeing memory must not wait behind executions.
+        if let Ok(object) = releases.try_recv() {
+            release(pool, object);
+            continue;
+        }
+        pool.workers_idle.fetch_add(1, Ordering::AcqRel);
+        if let Some(job) = spin_for_job(pool) {
+            pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
+            run_jobs(pool, job);
+            continue;
+        }
+        let timeout = if extra {
+            RETIRE_AFTER
+        } else {
+            Duration::from_secs(3600)
+        };
+        let mut retire = false;
+        select! {
+            recv(releases) -> msg => {
+                pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
+                if let Ok(object) = msg { release(pool, object) }
+            }
+            recv(pool.jobs_rx) -> msg => {
+                pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
+                match msg {
+                    Ok(job) => run_jobs(pool, job),
+                    Err(_) => retire = true,
+                }
+            }
+            default(timeout) => {
+                pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
+                if extra && retire_one(pool) {
+                    alive.counted = false;
+                    retire = true;
+                }
+            }
+        }
+        if retire {
+            break;
+        }
+    }
+    tracing::debug!(worker = n, "worker retired");
+    drop(kept);
+}
+
+fn release(pool: &Pool, object: Py<PyAny>) {
+    let release = pool.engine.get().map(|engine| &engine.release);
+    pool.releases.run(release, object);
+}
+
+/// Lets an idle extra worker go, never below the minimum.
+fn retire_one(pool: &Pool) -> bool {
+    pool.workers_alive
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
+            (live > pool.workers).then(|| live - 1)
+        })
+        .is_ok()
+}
+
+/// One idle worker at a time polls the queue for a short while before sleeping: a
+/// caller making calls back to back then finds a worker awake instead of paying for a
+/// thread wake-up (several microseconds) on every call. Bounded, and never more than
+/// one spinning thread, so an idle pool costs no CPU.
+fn spin_for_job(pool: &Pool) -> Option<Job> {
+    if pool
+        .spinning
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    let deadline = Instant::now() + SPIN;
+    let mut found = None;
+    while Instant::now() < deadline {
+        if let Ok(job) = pool.jobs_rx.try_recv() {
+            found = Some(job);
+            break;
+        }
+        if !pool.releases.is_empty() {
+            break;
+        }
+        std::hint::spin_loop();
+    }
+    pool.spinning.store(false, Ordering::Release);
+    found
+}
+
+/// Runs `first`, then, while jobs stay short (pings, reads), the next queued ones under
+/// the same GIL hold: handing the GIL to another thread for every microsecond-long job
+/// costs more than the jobs. A long job (an LM call) ends the batch.
+fn run_jobs(pool: &Pool, first: Job) {
+    let Some(engine) = pool.engine.get() else {
+        let why = match pool.status() {
+            Status::Failed(why) => why,
+            _ => "the runtime is not ready".to_owned(),
+        };
+        let Job { gate, deliver, .. } = first;
+        if gate.start() {
+            gate.deliver(deliver, Err(Error::not_started(why)));
+        }
+        return;
+    };
+    Python::attach(|py| {
+        let batch = Instant::now();
+        let mut job = first;
+        loop {
+            pool.last_dequeue
+                .store(pool.epoch.elapsed().as_nanos() as u64, Ordering::Release);
+            if bridge::run_job(py, engine, job) {
+                pool.jobs_done.fetch_add(1, Ordering::Relaxed);
+            }
+            if batch.elapsed() >= BATCH || !pool.releases.is_empty() {
+                break;
+            }
+            match pool.jobs_rx.try_recv() {
+                Ok(next) => job = next,
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// Decrements the live-worker count when a worker ends, unless `retire_one` already did.
+struct Alive<'a> {
+    count: &'a AtomicUsize,
+    counted: bool,
+}
+
+impl Drop for Alive<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            self.count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}

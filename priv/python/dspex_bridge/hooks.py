@@ -1,0 +1,18 @@
+"""The functions that reach the Elixir side of the running job, filled in by Rust at setup.
+
+The runtime sets both right after importing `dspex_bridge` (before any job runs); Python code
+calls them through this module (`from . import hooks`, then `hooks.call_elixir(...)`), so a
+test can replace one with `monkeypatch.setattr(hooks, "call_elixir", fake)`.
+
+- `call_elixir(request, timeout_seconds)`: runs the Elixir function `request["key"]` on
+  `request["args"]` in the job's caller and returns its answer; the worker waits without the
+  GIL. Raises `TimeoutError`, or `RuntimeError` when the call fails, was cancelled, or there
+  is no caller on this thread.
+- `notify_elixir(payload)`: sends printed text or a log record to the job's caller without
+  waiting; false when no caller listens (the caller of this writes it itself).
+
+Both stay None outside the embedded runtime (plain pytest).
+"""
+
+call_elixir = None
+notify_elixir = None
