@@ -43,7 +43,11 @@ defmodule DSPex.Native.PyTest do
 
     assert {:ok, %{"score" => score}} = Py.call(s, evaluate, [program])
     assert score == 50.0
-    for n <- 1..6, do: assert_received({:metric, "#{n} + #{n}?"})
+
+    for n <- 1..6 do
+      question = "#{n} + #{n}?"
+      assert_received {:metric, ^question}
+    end
   end
 
   test "BestOfN with an Elixir reward function" do
@@ -77,10 +81,14 @@ defmodule DSPex.Native.PyTest do
     count = fn -> DSPex.Native.stats(gc: true).refs end
     settle()
     before = count.()
-    for _ <- 1..20, do: Py.call!(s, "dspy.Predict", ["question -> answer"])
+    held = for _ <- 1..20, do: Py.call!(s, "dspy.Predict", ["question -> answer"])
     assert count.() >= before + 20
+    assert length(held) == 20
+    # Dropped here: the next collection frees them.
+    held = nil
     settle()
     assert eventually(fn -> count.() <= before end, 10_000)
+    refute held
 
     kept = Py.call!(s, "dspy.Predict", ["question -> answer"])
     assert %Ref{type: "Predict"} = kept

@@ -52,6 +52,7 @@ defmodule DSPex.Native.NIF do
   def global_call_dirty(_op, _args, _tag), do: :erlang.nif_error(:not_loaded)
   def session_close(_session), do: :erlang.nif_error(:not_loaded)
   def session_meta(_session), do: :erlang.nif_error(:not_loaded)
+  def ref_handle(_session, _number), do: :erlang.nif_error(:not_loaded)
   def job_cancel(_job), do: :erlang.nif_error(:not_loaded)
   def pool_stats, do: :erlang.nif_error(:not_loaded)
   def test_panic, do: :erlang.nif_error(:not_loaded)

@@ -19,7 +19,7 @@ use dspex_runtime::{
 
 use crate::atoms;
 use crate::callbacks::to_caller;
-use crate::resource::{JobResource, RemoteHandle, SessionResource};
+use crate::resource::{JobResource, RefHandle, RemoteHandle, SessionResource};
 use crate::term_codec::{decode, encode, Decode};
 
 /// Why a call was not queued.
@@ -289,6 +289,15 @@ fn session_close(session: ResourceArc<SessionResource>) -> rustler::Atom {
 fn session_meta(session: ResourceArc<SessionResource>) -> (u64, String, bool) {
     let cell = &session.cell;
     (cell.id, cell.name.clone(), cell.is_closed())
+}
+
+/// The handle of a `%Ref{}` to object `number` of `session` (see `RefHandle`).
+#[rustler::nif]
+fn ref_handle(session: ResourceArc<SessionResource>, number: u64) -> ResourceArc<RefHandle> {
+    ResourceArc::new(RefHandle {
+        cell: session.cell.clone(),
+        number,
+    })
 }
 
 /// Gives up on a job: `:cancelled` (it will never answer), `:running_cancelled` (it was

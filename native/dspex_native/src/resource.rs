@@ -25,6 +25,24 @@ impl SessionResource {
     }
 }
 
+/// A `%DSPex.Native.Ref{}`'s handle: object `number` of a session's table of objects held
+/// for Elixir. When the BEAM collects it, the object leaves the table on a worker; the
+/// destructor only queues that (no GIL, no blocking). It keeps the session's cell alive,
+/// as a ref keeps its session.
+pub struct RefHandle {
+    pub cell: Arc<SessionCell>,
+    pub number: u64,
+}
+
+#[rustler::resource_impl]
+impl Resource for RefHandle {}
+
+impl Drop for RefHandle {
+    fn drop(&mut self) {
+        self.cell.release_ref(self.number);
+    }
+}
+
 /// An Elixir function that Python may call back (a ReAct tool, a compile metric). Elixir
 /// passes this handle where a tool's key goes; Python keeps it, as an opaque object, inside
 /// the program that uses it, and hands it back with each call. The function therefore

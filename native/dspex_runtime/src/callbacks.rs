@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, Sender};
 use pyo3::exceptions::{PyRuntimeError, PyTimeoutError};
 use pyo3::prelude::*;
-use pyo3::types::{PyCFunction, PyDict, PyTuple};
+use pyo3::types::{PyCFunction, PyCapsule, PyCapsuleMethods, PyDict, PyTuple};
 
 use crate::gate::{Gate, GateState};
 use crate::pycodec::{from_py, to_py};
@@ -69,6 +69,51 @@ pub(crate) fn with_current<R>(current: Option<(ToCaller, Arc<Gate>)>, f: impl Fn
     result
 }
 
+/// The capsule name of a running job's way back to its caller, as Python holds it.
+const CALLER: &std::ffi::CStr = c"dspex_native.caller";
+
+type Current = (ToCaller, Arc<Gate>);
+
+/// This thread's job's way back, or the one in `caller` (a capsule `hooks.current_caller`
+/// made on the job's own thread): code the job runs on threads of its own (DSPy's
+/// `Parallel`, `Evaluate(num_threads=...)`) reaches the same caller through the same gate.
+fn current(caller: Option<Bound<'_, PyAny>>) -> PyResult<Option<Current>> {
+    if let Some(found) = CURRENT.with(|c| c.borrow().clone()) {
+        return Ok(Some(found));
+    }
+    let Some(capsule) = caller.as_ref().and_then(|c| c.cast::<PyCapsule>().ok()) else {
+        return Ok(None);
+    };
+    if !capsule.is_valid_checked(Some(CALLER)) {
+        return Ok(None);
+    }
+    let pointer = capsule.pointer_checked(Some(CALLER))?;
+    // SAFETY: a capsule with this name is only made by `current_caller_function`, from a
+    // `Current`, which lives as long as the capsule.
+    Ok(Some(unsafe { pointer.cast::<Current>().as_ref() }.clone()))
+}
+
+/// The Python callable `hooks.current_caller()`: this thread's job's way back to its caller
+/// as an opaque capsule (None when no job that may call back runs here).
+pub(crate) fn current_caller_function(py: Python<'_>) -> PyResult<Bound<'_, PyCFunction>> {
+    PyCFunction::new_closure(
+        py,
+        Some(c"current_caller"),
+        Some(c"The running job's way back to its caller, for threads the job starts."),
+        move |args: &Bound<'_, PyTuple>,
+              _kwargs: Option<&Bound<'_, PyDict>>|
+              -> PyResult<Py<PyAny>> {
+            let py = args.py();
+            match CURRENT.with(|c| c.borrow().clone()) {
+                Some(found) => Ok(PyCapsule::new_with_value(py, found, CALLER)?
+                    .into_any()
+                    .unbind()),
+                None => Ok(py.None()),
+            }
+        },
+    )
+}
+
 /// Delivers the Elixir side's answer to the waiting worker. False if nobody waits any
 /// more (it timed out or was cancelled).
 pub fn answer_request(id: u64, answer: Answer) -> bool {
@@ -92,7 +137,7 @@ pub(crate) fn notify_elixir_function(
         Some(c"notify_elixir"),
         Some(c"Send a payload to the running job's caller without waiting."),
         move |args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
-            let Some((to_caller, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
+            let Some((to_caller, gate)) = current(args.get_item(1).ok())? else {
                 return Ok(false);
             };
             if gate.state() != GateState::Running {
@@ -116,7 +161,7 @@ enum Waited {
 /// How often a waiting worker checks whether its job was cancelled.
 const POLL: Duration = Duration::from_millis(20);
 
-/// The Python callable `hooks.call_elixir(request, timeout_seconds)`.
+/// The Python callable `hooks.call_elixir(request, timeout_seconds, caller=None)`.
 pub(crate) fn call_elixir_function(
     py: Python<'_>,
     atom: Py<PyAny>,
@@ -133,7 +178,7 @@ pub(crate) fn call_elixir_function(
             let request = from_py(&args.get_item(0)?, atom, MAX_FRAMING)
                 .map_err(|m| PyRuntimeError::new_err(format!("request to Elixir: {m}")))?;
             let timeout: f64 = args.get_item(1)?.extract()?;
-            let Some((to_caller, gate)) = CURRENT.with(|c| c.borrow().clone()) else {
+            let Some((to_caller, gate)) = current(args.get_item(2).ok())? else {
                 return Err(PyRuntimeError::new_err(
                     "no Elixir caller to call back on this thread",
                 ));

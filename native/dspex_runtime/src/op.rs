@@ -75,10 +75,20 @@ operations! {
 }
 
 impl Op {
-    /// Whether the operation runs the user's programs: only those may call back into the
-    /// BEAM (tools, metrics) and send their output to the caller.
+    /// Whether the operation runs the user's code (programs, loaded modules, any Python
+    /// object through `Py`): only those may call back into the BEAM (tools, metrics,
+    /// functions passed to `Py`) and send their output to the caller.
     pub fn runs_user_code(self) -> bool {
-        matches!(self, Op::Execute | Op::Compile)
+        matches!(
+            self,
+            Op::Execute
+                | Op::Compile
+                | Op::LoadModule
+                | Op::PyCall
+                | Op::PyMethod
+                | Op::PyAttr
+                | Op::PySetAttr
+        )
     }
 }
 
@@ -111,8 +121,18 @@ mod tests {
     }
 
     #[test]
-    fn only_execute_and_compile_run_user_code() {
+    fn only_ops_that_run_user_code_reach_the_caller() {
         let user: Vec<_> = Op::ALL.iter().filter(|op| op.runs_user_code()).collect();
-        assert_eq!(user, [&Op::Execute, &Op::Compile]);
+        let expected = [
+            Op::Execute,
+            Op::LoadModule,
+            Op::Compile,
+            Op::PyCall,
+            Op::PyMethod,
+            Op::PyAttr,
+            Op::PySetAttr,
+        ];
+        assert_eq!(user.len(), expected.len());
+        assert!(expected.iter().all(|op| user.contains(&op)));
     }
 }

@@ -4,7 +4,8 @@
 //! an owner exits): that thread must neither take the GIL nor block. It hands the object
 //! to a [`Releaser`], which pushes it onto an unbounded queue; a worker takes it from
 //! [`Releases`] and calls `dspex_bridge.release` under the GIL. After a wave of releases,
-//! the worker hands freed heap back to the OS (`malloc_trim`).
+//! the worker hands freed heap back to the OS (`malloc_trim`). A released `%Ref{}` goes the
+//! same way, as a task: it drops one object from its session's table.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,23 +16,35 @@ use pyo3::prelude::*;
 /// Releases after which an emptied release queue returns freed memory to the OS.
 const TRIM_AFTER: u64 = 100;
 
+/// What the release queue holds: a session's Python object to release, or another piece
+/// of freeing to run under the GIL (a ref's object leaving its session's table).
+pub enum Release {
+    Object(Py<PyAny>),
+    Task(Box<dyn FnOnce(Python<'_>) + Send>),
+}
+
 /// The sending side a session keeps: hands its Python object over. Never blocks.
 #[derive(Clone)]
 pub struct Releaser {
-    tx: Sender<Py<PyAny>>,
+    tx: Sender<Release>,
 }
 
 impl Releaser {
     pub fn release(&self, object: Py<PyAny>) {
         // The receiver lives in the 'static pool, so the send cannot fail.
-        let _ = self.tx.send(object);
+        let _ = self.tx.send(Release::Object(object));
+    }
+
+    /// Runs `task` on a worker under the GIL, before any queued job.
+    pub fn run_later(&self, task: Box<dyn FnOnce(Python<'_>) + Send>) {
+        let _ = self.tx.send(Release::Task(task));
     }
 }
 
 /// The release queue, as the workers see it.
 pub struct Releases {
-    tx: Sender<Py<PyAny>>,
-    rx: Receiver<Py<PyAny>>,
+    tx: Sender<Release>,
+    rx: Receiver<Release>,
     done: AtomicU64,
     /// `done` when memory was last handed back to the OS.
     trimmed_at: AtomicU64,
@@ -55,7 +68,7 @@ impl Releases {
     }
 
     /// What workers wait on (in a `select!`) besides jobs.
-    pub fn receiver(&self) -> &Receiver<Py<PyAny>> {
+    pub fn receiver(&self) -> &Receiver<Release> {
         &self.rx
     }
 
@@ -73,16 +86,19 @@ impl Releases {
 
     /// Calls `release(object)` (the bridge's, when Python runs) under the GIL, then drops
     /// the object there; a panic is caught and logged.
-    pub fn run(&self, release: Option<&Py<PyAny>>, object: Py<PyAny>) {
+    pub fn run(&self, release: Option<&Py<PyAny>>, item: Release) {
         let _span = tracing::debug_span!("release").entered();
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            Python::attach(|py| {
-                if let Some(release) = release {
-                    if let Err(e) = release.call1(py, (object.bind(py),)) {
-                        tracing::warn!(error = %e, "releasing a session failed");
+            Python::attach(|py| match item {
+                Release::Object(object) => {
+                    if let Some(release) = release {
+                        if let Err(e) = release.call1(py, (object.bind(py),)) {
+                            tracing::warn!(error = %e, "releasing a session failed");
+                        }
                     }
+                    drop(object);
                 }
-                drop(object);
+                Release::Task(task) => task(py),
             })
         }));
         match outcome {

@@ -69,6 +69,25 @@ impl SessionCell {
         self.slot().as_ref().map(|o| o.clone_ref(py))
     }
 
+    /// Drops object `number` from the session's table of objects held for Elixir (its
+    /// `%Ref{}` was collected), on a worker under the GIL. Never takes the GIL here, never
+    /// blocks; nothing to do if the session was released meanwhile (its table went with it).
+    pub fn release_ref(self: &Arc<Self>, number: u64) {
+        let cell = Arc::clone(self);
+        self.releaser.run_later(Box::new(move |py| {
+            let Some(object) = cell.object(py) else {
+                return;
+            };
+            let released = py
+                .import("dspex_bridge")
+                .and_then(|bridge| bridge.getattr("release_ref"))
+                .and_then(|release| release.call1((object.bind(py), number)));
+            if let Err(e) = released {
+                tracing::warn!(error = %e, "releasing a ref failed");
+            }
+        }));
+    }
+
     /// Closes the session: later calls fail with `:closed`; the Python object is released
     /// by a worker. Idempotent, and never takes the GIL.
     pub fn close(&self) {

@@ -130,5 +130,6 @@ fn fill_hooks(py: Python<'_>, engine: &Engine) -> PyResult<()> {
         "notify_elixir",
         callbacks::notify_elixir_function(py, engine.atom.clone_ref(py))?,
     )?;
+    hooks.setattr("current_caller", callbacks::current_caller_function(py)?)?;
     Ok(())
 }

@@ -17,6 +17,7 @@ use crate::bridge;
 use crate::error::Error;
 use crate::job::Job;
 use crate::pool::{Pool, Status};
+use crate::releases::Release;
 use crate::thread_state::KeptThreadState;
 
 /// How long an idle worker polls for the next job before sleeping.
@@ -135,7 +136,7 @@ fn serve(pool: &'static Pool, n: usize) {
     drop(kept);
 }
 
-fn release(pool: &Pool, object: Py<PyAny>) {
+fn release(pool: &Pool, object: Release) {
     let release = pool.engine.get().map(|engine| &engine.release);
     pool.releases.run(release, object);
 }

@@ -10,9 +10,13 @@ test can replace one with `monkeypatch.setattr(hooks, "call_elixir", fake)`.
   is no caller on this thread.
 - `notify_elixir(payload)`: sends printed text or a log record to the job's caller without
   waiting; false when no caller listens (the caller of this writes it itself).
+- `current_caller()`: the running job's way back to its caller as an opaque object (None
+  outside a job); passed as the last argument of the two above, it lets a thread the job
+  started (DSPy's `Parallel`, `Evaluate(num_threads=...)`) reach the same caller.
 
 Both stay None outside the embedded runtime (plain pytest).
 """
 
 call_elixir = None
 notify_elixir = None
+current_caller = None

@@ -12,12 +12,12 @@ import io
 import logging
 import sys
 
-from . import hooks
+from . import hooks, scope
 
 
 def _notify(payload):
     notify = hooks.notify_elixir
-    return bool(notify and notify(payload))
+    return bool(notify and notify(payload, scope.caller()))
 
 
 class JobStream(io.TextIOBase):

@@ -16,6 +16,7 @@ import re
 
 import dspy
 
+from . import hooks, scope
 from .errors import BridgeError
 from .values import Atom
 
@@ -100,10 +101,8 @@ class ElixirFunction:
         self.timeout_ms = timeout_ms
 
     def __call__(self, *args, **kwargs):
-        import dspex_bridge
-
         payload = [encode(self.session, a) for a in args] + ([encode(self.session, kwargs)] if kwargs else [])
-        answer = dspex_bridge._call_elixir({"key": self.handle, "args": payload}, self.timeout_ms / 1000)
+        answer = hooks.call_elixir({"key": self.handle, "args": payload}, self.timeout_ms / 1000, scope.caller())
         return decode(self.session, answer)
 
     def __repr__(self):

@@ -18,17 +18,27 @@ import weakref
 import dspy
 from dspy.dsp.utils.utils import dotdict
 
+from . import hooks
+
 # The module, not the `settings` object that `dspy.dsp.utils` re-exports under its name.
 _settings = sys.modules["dspy.dsp.utils.settings"]
 
 MARKER = "dspex_session"
+# The running job's way back to its caller (hooks.current_caller()), in the context so that
+# threads the job starts (DSPy copies the context into its worker threads) reach it too.
+CALLER = "dspex_caller"
 
 # LM calls each LM and program remembers (DSPy's default, 10,000 per object, grows a
 # long-lived session by megabytes); set by the runtime's `history_size`.
 HISTORY_SIZE = 100
 
 # Settings the bridge sets on every call; session code cannot change them.
-MANAGED = frozenset({MARKER, "trace", "max_history_size", "track_usage"})
+MANAGED = frozenset({MARKER, CALLER, "trace", "max_history_size", "track_usage"})
+
+
+def caller():
+    """The running job's way back to its caller, on this thread or one the job started."""
+    return _settings.thread_local_overrides.get().get(CALLER)
 
 
 def current():
@@ -48,7 +58,7 @@ def of(session):
         trace=[],
         max_history_size=HISTORY_SIZE,
         track_usage=True,
-        **{MARKER: weakref.ref(session)},
+        **{MARKER: weakref.ref(session), CALLER: hooks.current_caller() if hooks.current_caller else None},
     ):
         yield
 

@@ -12,7 +12,7 @@ import weakref
 
 import dspy
 
-from . import exports, hooks, inputs as typed_inputs, lms, modules, refs, signatures
+from . import exports, hooks, inputs as typed_inputs, lms, modules, refs, scope, signatures
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -45,7 +45,7 @@ def _tool(spec, timeout):
     key = spec["key"]
 
     def call_elixir(**kwargs):
-        return hooks.call_elixir({"key": key, "args": kwargs}, float(timeout))
+        return hooks.call_elixir({"key": key, "args": kwargs}, float(timeout), scope.caller())
 
     return dspy.Tool(
         call_elixir,
@@ -74,6 +74,7 @@ def _metric(spec, timeout):
             answer = hooks.call_elixir(
                 {"key": key, "args": {"example": to_plain(example.toDict()), "prediction": to_plain(prediction)}},
                 timeout,
+                scope.caller(),
             )
             if isinstance(answer, bool) or isinstance(answer, (int, float)):
                 return answer

@@ -28,7 +28,7 @@ def test_stats_count_sessions_and_programs():
     session = _open(dummy())
     for pid in ["a", "b", "c"]:
         ok(call(session, "create_program", {"id": pid, "signature": "q -> a"}))
-    assert _stats() == {"sessions": before["sessions"] + 1, "programs": before["programs"] + 3}
+    assert _stats() == {"sessions": before["sessions"] + 1, "programs": before["programs"] + 3, "refs": before["refs"]}
     bridge.release(session)
     del session
     assert _stats() == before
@@ -116,6 +116,7 @@ def test_stats_through_global_call():
     assert ok(bridge.global_call("stats", None)) == {
         "sessions": before["sessions"] + 1,
         "programs": before["programs"] + 1,
+        "refs": before["refs"],
     }
     bridge.release(session)
     del session

@@ -421,7 +421,7 @@ def test_react_tools_call_through_call_elixir_and_errors_reach_the_lm(open_sessi
 
     calls = []
 
-    def fake_call_elixir(request, timeout):
+    def fake_call_elixir(request, timeout, caller=None):
         calls.append((request, timeout))
         if request["args"].get("city") == "Atlantis":
             raise RuntimeError("no such city")
