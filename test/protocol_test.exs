@@ -40,4 +40,23 @@ defmodule DSPex.Native.ProtocolTest do
     assert python != []
     assert MapSet.subset?(MapSet.new(python, &String.to_atom/1), MapSet.new(Error.reasons()))
   end
+
+  test "Rust knows exactly Elixir's reasons, and every operation Elixir sends" do
+    {:ok, protocol} = DSPex.Native.NIF.protocol()
+    assert MapSet.new(protocol.reasons) == MapSet.new(Error.reasons())
+
+    source = File.read!(Path.expand("../lib/dspex/native/requests.ex", __DIR__))
+    sent = Regex.scan(~r/request\(session, "([a-z_]+)"/, source, capture: :all_but_first)
+    sent = sent |> List.flatten() |> MapSet.new()
+    assert MapSet.size(sent) >= 15
+    assert MapSet.subset?(sent, MapSet.new(protocol.ops))
+
+    {:ok, python} =
+      test_eval("""
+      from dspex_bridge.session import OPS
+      result = sorted(OPS)
+      """)
+
+    assert MapSet.new(python) == MapSet.new(protocol.ops)
+  end
 end

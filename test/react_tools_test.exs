@@ -164,7 +164,7 @@ defmodule DSPex.Native.ReactToolsTest do
         receive do: (:check -> send(parent, {:caller, result, mailbox()}))
       end)
 
-    assert_receive {:tool, tool}
+    assert_receive {:tool, tool}, 30_000
     ref = Process.monitor(tool)
     assert_receive {:DOWN, ^ref, :process, ^tool, _}, 10_000
     send(caller, :check)

@@ -61,6 +61,5 @@ defmodule DSPex.Native.NIF do
   def callback_reply_dirty(_id, _answer), do: :erlang.nif_error(:not_loaded)
   def remote_handle(_node, _id), do: :erlang.nif_error(:not_loaded)
   def remote_handle_info(_handle), do: :erlang.nif_error(:not_loaded)
-  def remote_relay, do: :erlang.nif_error(:not_loaded)
   def protocol, do: :erlang.nif_error(:not_loaded)
 end

@@ -145,12 +145,8 @@ defmodule DSPex.Native.Remote do
   @impl true
   def init(nil) do
     :ets.new(@table, [:named_table, :public, read_concurrency: true])
-    :ok = NIF.remote_relay()
     :ok = :net_kernel.monitor_nodes(true)
     {:ok, %{next: 1, owners: %{}, by_node: %{}}}
-  rescue
-    # Without the NIF (not loaded) remote sessions are unavailable, the rest still works.
-    _ -> {:ok, %{next: 1, owners: %{}, by_node: %{}}}
   end
 
   @impl true

@@ -397,10 +397,3 @@ fn remote_handle(node: String, id: u64) -> ResourceArc<RemoteHandle> {
 fn remote_handle_info(handle: ResourceArc<RemoteHandle>) -> (String, u64) {
     (handle.node.clone(), handle.id)
 }
-
-/// Does nothing: a collected remote handle's destructor messages the process registered
-/// as `DSPex.Native.Remote` itself. Kept while `DSPex.Native.Remote.init/1` still calls it.
-#[rustler::nif]
-fn remote_relay() -> rustler::Atom {
-    atoms::ok()
-}
