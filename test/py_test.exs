@@ -95,4 +95,22 @@ defmodule DSPex.Native.PyTest do
     :ok = Session.close(s)
     assert {:error, %Error{reason: :closed}} = Py.attr(kept, "demos")
   end
+
+  @tag timeout: 120_000
+  test "config :dspex_native, importable: adds roots (in a BEAM of its own)" do
+    output =
+      DSPex.Native.TestHelpers.run_beam(
+        DSPex.Native.TestHelpers.start_source(~s|[importable: ["dspy", "json"]]|) <>
+          """
+          s = Session.open!()
+          IO.puts("DUMPS " <> inspect(DSPex.Native.Py.call(s, "json.dumps", [[1, 2]])))
+          {:error, e} = DSPex.Native.Py.call(s, "os.getcwd")
+          IO.puts("OS " <> e.message)
+          """,
+        []
+      )
+
+    assert DSPex.Native.TestHelpers.beam_line(output, "DUMPS") == ~s|{:ok, "[1, 2]"}|
+    assert DSPex.Native.TestHelpers.beam_line(output, "OS") =~ "allowed: dspy, json"
+  end
 end

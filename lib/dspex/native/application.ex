@@ -21,6 +21,7 @@ defmodule DSPex.Native.Application do
   | `:history_size` | `DSPEX_HISTORY_SIZE` | 100 | LM calls each session's LM and programs remember (DSPy keeps 10000) |
   | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, on stderr |
   | `:warm` | | `true` | import litellm in the background once Python is up |
+  | `:importable` | | `["dspy"]` | the roots `DSPex.Native.Py` may resolve dotted paths under |
   """
 
   use Application
@@ -63,6 +64,7 @@ defmodule DSPex.Native.Application do
       "max_workers" => setting(:max_workers, "DSPEX_MAX_WORKERS"),
       "queue_size" => setting(:queue_size, "DSPEX_QUEUE_SIZE"),
       "history_size" => setting(:history_size, "DSPEX_HISTORY_SIZE"),
+      "importable" => Application.get_env(:dspex_native, :importable),
       "trace" => string(setting(:trace, "DSPEX_TRACE")),
       "warm" => Application.get_env(:dspex_native, :warm, true),
       "test_hooks" => Application.get_env(:dspex_native, :test_hooks, false),

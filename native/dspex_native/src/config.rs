@@ -51,6 +51,27 @@ pub(crate) fn from_value(value: &Value) -> Result<Config, Error> {
     if let Some(path) = text("bridge_path")? {
         config.bridge_path = PathBuf::from(path);
     }
+    match value.get("importable") {
+        None | Some(Value::Nil) => {}
+        Some(Value::List(roots)) => {
+            config.importable = roots
+                .iter()
+                .map(|root| match root {
+                    Value::Str(s) | Value::Atom(s) => Ok(s.clone()),
+                    other => Err(Error::invalid_argument(format!(
+                        "config importable must be a list of module names, got {}",
+                        other.describe(64)
+                    ))),
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        Some(other) => {
+            return Err(Error::invalid_argument(format!(
+                "config importable must be a list of module names, got {}",
+                other.describe(64)
+            )))
+        }
+    }
     config.warm = flag("warm", config.warm);
     config.test_hooks = flag("test_hooks", false);
     Ok(config)

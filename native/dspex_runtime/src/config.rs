@@ -27,6 +27,8 @@ pub struct Config {
     pub test_hooks: bool,
     /// LM calls each LM and program keeps in its history (DSPy's default is 10,000).
     pub history_size: usize,
+    /// The roots `DSPex.Native.Py` may resolve dotted paths under.
+    pub importable: Vec<String>,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             warm: true,
             test_hooks: false,
             history_size: 100,
+            importable: vec!["dspy".to_string()],
         }
     }
 }

@@ -112,6 +112,12 @@ fn boot(config: &Config) -> Result<(Engine, Py<PyModule>), String> {
                 config.history_size.into_pyobject(py)?.into_any(),
             )
         })
+        .and_then(|()| {
+            set(
+                "importable",
+                config.importable.clone().into_pyobject(py)?.into_any(),
+            )
+        })
         .and_then(|()| bridge.call_method1("setup", (options.clone(),)).map(drop))
         .map_err(|e| format!("dspex_bridge.setup failed: {e}"))?;
         Ok((engine, bridge.unbind()))

@@ -45,6 +45,7 @@ def setup(options):
     scope.install()
     cache.install()
     scope.HISTORY_SIZE = int(options.get("history_size", scope.HISTORY_SIZE))
+    refs.IMPORTABLE = tuple(str(root) for root in options.get("importable", refs.IMPORTABLE))
 
 
 def open_session(sid, name, lm_spec):

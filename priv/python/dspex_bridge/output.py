@@ -79,3 +79,12 @@ def install():
     # Levels stay Python's (the root logger passes WARNING and up unless code changes it):
     # lowering them would flood Logger with every HTTP request httpx logs at INFO.
     logging.getLogger().addHandler(handler)
+    # DSPy's own loggers print through a handler bound to the original stderr at import
+    # (progress of Evaluate, optimizers): their records go to the caller's Logger instead.
+    for name in ("dspy",):
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]:
+            logger.removeHandler(old)
+            routed = JobLogHandler(old.level)
+            routed.setFormatter(logging.Formatter("%(message)s"))
+            logger.addHandler(routed)
