@@ -120,4 +120,14 @@ defmodule DSPex.Native.Args do
 
   def boolean(value, key),
     do: {:error, invalid("#{key} must be a boolean, got #{inspect(value)}")}
+
+  # `{:image, binary, mime}` and `{:audio, binary, mime}` input values (or lists of them)
+  # as the data URLs the Python side builds dspy.Image and dspy.Audio from.
+  def media(inputs) when is_map(inputs), do: Map.new(inputs, fn {k, v} -> {k, media_value(v)} end)
+
+  defp media_value({kind, data, mime}) when kind in [:image, :audio] and is_binary(data),
+    do: "data:#{mime};base64," <> Base.encode64(data)
+
+  defp media_value(list) when is_list(list), do: Enum.map(list, &media_value/1)
+  defp media_value(value), do: value
 end

@@ -24,6 +24,12 @@ defmodule DSPex.Native.Ref do
         }
 
   @doc false
+  # Does nothing with `term`, after the request that named its refs: until this call the
+  # caller still references them, so none is collected (and released) while in use.
+  @spec keep_alive(term()) :: :ok
+  def keep_alive(_term), do: :ok
+
+  @doc false
   # How `ref` crosses to Python in a call on `session`: `{:"$dspex_ref", id}`, or an error
   # when it belongs to another session.
   def marker(%Session{id: sid, node: node}, %__MODULE__{

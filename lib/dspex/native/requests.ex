@@ -61,7 +61,8 @@ defmodule DSPex.Native.Requests do
       with {:ok, opts} <- Args.options(opts, [:timeout]),
            {:ok, id} <- Args.program_id(id),
            :ok <- Args.inputs(inputs) do
-        request(session, "execute", %{"id" => id, "inputs" => inputs}, opts, @execute_timeout)
+        args = %{"id" => id, "inputs" => Args.media(inputs)}
+        request(session, "execute", args, opts, @execute_timeout)
       end
     end)
   end
@@ -198,50 +199,57 @@ defmodule DSPex.Native.Requests do
          {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
          {:ok, marker} <- Ref.marker(session, ref) do
       args = %{"id" => id, "ref" => elem(marker, 1), "replace" => replace}
-      ok(request(session, "put_program", args, opts, @default_timeout))
+      result = request(session, "put_program", args, opts, @default_timeout)
+      Ref.keep_alive(ref)
+      ok(result)
     end
   end
 
   def py_call(session, target, args, kwargs, opts) do
     with :ok <- local(session),
-         {:ok, target} <- py_target(session, target) do
-      py_request(session, "py_call", %{"target" => target}, {args, kwargs}, opts)
+         {:ok, marker} <- py_target(session, target) do
+      py_request(session, "py_call", %{"target" => marker}, {args, kwargs, target}, opts)
     end
   end
 
   def py_method(ref, name, args, kwargs, opts) do
     with {:ok, session, number} <- py_ref(ref),
          :ok <- Args.text(name, "method name") do
-      py_request(session, "py_method", %{"ref" => number, "name" => name}, {args, kwargs}, opts)
+      args_map = %{"ref" => number, "name" => name}
+      py_request(session, "py_method", args_map, {args, kwargs, ref}, opts)
     end
   end
 
   def py_attr(ref, name, opts) do
     with {:ok, session, number} <- py_ref(ref),
          :ok <- Args.text(name, "attribute name") do
-      py_request(session, "py_attr", %{"ref" => number, "name" => name}, {[], []}, opts)
+      py_request(session, "py_attr", %{"ref" => number, "name" => name}, {[], [], ref}, opts)
     end
   end
 
   def py_set_attr(ref, name, value, opts) do
     with {:ok, session, number} <- py_ref(ref),
          :ok <- Args.text(name, "attribute name"),
-         {:ok, [value]} <- Ref.encode_args(session, [value]) do
-      args = %{"ref" => number, "name" => name, "value" => value}
-      ok(py_request(session, "py_set_attr", args, {[], []}, opts))
+         {:ok, [encoded]} <- Ref.encode_args(session, [value]) do
+      args = %{"ref" => number, "name" => name, "value" => encoded}
+      ok(py_request(session, "py_set_attr", args, {[], [], {ref, value}}, opts))
     end
   end
 
-  defp py_request(session, op, args, {positional, keywords}, opts) do
+  # `keep` (the refs the call names) stays referenced until Python has answered: a ref whose
+  # last copy the caller no longer needs could otherwise be collected, and its object
+  # released, before the job that uses it starts.
+  defp py_request(session, op, args, {given_args, given_kwargs, _target} = given, opts) do
     with {:ok, opts} <- Args.options(opts, @py_options),
          {:ok, as_ref} <- as_ref(Keyword.get(opts, :as)),
          {:ok, fun_timeout} <- Args.integers(Keyword.take(opts, [:fun_timeout]), 1),
-         {:ok, positional} <- py_positional(session, positional),
-         {:ok, keywords} <- py_keywords(session, keywords),
+         {:ok, positional} <- py_positional(session, given_args),
+         {:ok, keywords} <- py_keywords(session, given_kwargs),
          args =
            Map.merge(args, %{"args" => positional, "kwargs" => keywords, "as_ref" => as_ref}),
-         {:ok, result} <-
-           request(session, op, Map.merge(args, fun_timeout), opts, @execute_timeout) do
+         result = request(session, op, Map.merge(args, fun_timeout), opts, @execute_timeout),
+         :ok <- Ref.keep_alive(given),
+         {:ok, result} <- result do
       {:ok, Ref.wrap(session, result)}
     end
   end

@@ -12,6 +12,7 @@ import math
 
 import dspy
 
+from . import signatures
 from .errors import BridgeError
 from .values import to_plain
 
@@ -40,7 +41,23 @@ def export(program):
         if isinstance(own, dict) and isinstance(own.get("demos"), list):
             keep = set(predictor.signature.fields) | {"augmented"}
             own["demos"] = [{k: v for k, v in d.items() if k in keep} if isinstance(d, dict) else d for d in own["demos"]]
-    return {"format": FORMAT, "module": program.kind, "signature": program.spec, "state": state}
+    kind, spec = _kind_and_spec(program)
+    return {"format": FORMAT, "module": kind, "signature": spec, "state": state}
+
+
+def _kind_and_spec(program):
+    # A program built in Python (put_program) exports as the module it is, when it is one
+    # an import can rebuild.
+    if not (isinstance(program.kind, (list, tuple)) and program.kind[0] == "ref"):
+        return program.kind, program.spec
+    module = program.module
+    if type(module) is dspy.ChainOfThought:
+        return "chain_of_thought", signatures.to_structure(module.predict.signature, skip=("reasoning",))
+    if type(module) is dspy.Predict:
+        return "predict", signatures.to_structure(module.signature)
+    raise BridgeError(
+        "invalid_argument", f"a {type(module).__name__} program cannot be exported; only Predict and ChainOfThought"
+    )
 
 
 def header(exported):

@@ -304,6 +304,35 @@ def field_type(spec, name):
     )
 
 
+_SCALAR_NAMES = {v: k for k, v in _SCALARS.items()}
+
+
+def _type_spec(annotation, name):
+    # The structured form of an annotation, the inverse of field_type.
+    if annotation in _SCALAR_NAMES:
+        return None if annotation is str else _SCALAR_NAMES[annotation]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (list, typing.List) and len(args) == 1:
+        return ["list", _type_spec(args[0], name) or "string"]
+    if origin is typing.Literal:
+        return ["literal", list(args)]
+    raise _invalid(f"field {name!r} has type {annotation!r}, which an export cannot describe")
+
+
+def to_structure(signature, skip=()):
+    """The structured form of a signature class (for exporting a program built in Python)."""
+    spec = {"inputs": [], "outputs": [], "instructions": signature.instructions}
+    for kind, fields in (("inputs", signature.input_fields), ("outputs", signature.output_fields)):
+        for name, field in fields.items():
+            if name in skip:
+                continue
+            desc = (field.json_schema_extra or {}).get("desc")
+            desc = None if desc in (None, f"${{{name}}}") else desc
+            type_spec = _type_spec(field.annotation, name)
+            spec[kind].append([name, desc] if type_spec is None else [name, desc, type_spec])
+    return spec
+
+
 def from_structure(spec):
     """A `dspy.Signature` from {"inputs": [[name, desc(, type)]], "outputs": [...], "instructions": str}."""
     if not isinstance(spec, dict):
