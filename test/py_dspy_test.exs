@@ -146,4 +146,27 @@ defmodule DSPex.Native.PyDspyTest do
     printed = capture_io(fn -> Py.call!(s, "dspy.inspect_history", [1]) end)
     assert printed =~ "What is two plus two?"
   end
+
+  test "dspy.Tool inputs take the tool maps ReAct takes" do
+    s = session()
+
+    :ok =
+      Session.create_program(s, "pick", signature: "question, tools: list[dspy.Tool] -> answer")
+
+    weather = %{
+      name: "weather",
+      description: "Weather in a city",
+      args: [city: :string],
+      fun: fn _ -> "sunny" end
+    }
+
+    assert {:ok, %{"answer" => "4"}} =
+             Session.execute(s, "pick", %{question: "?", tools: [weather]})
+
+    {:ok, [call]} = Session.history(s, 1)
+    assert inspect(call.messages) =~ "Weather in a city"
+
+    assert {:error, %DSPex.Native.Error{reason: :invalid_argument}} =
+             Session.execute(s, "pick", %{question: "?", tools: [%{name: "x"}]})
+  end
 end

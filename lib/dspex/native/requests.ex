@@ -60,8 +60,9 @@ defmodule DSPex.Native.Requests do
     route(session, {:execute, [id, inputs, opts]}, opts, @execute_timeout, fn ->
       with {:ok, opts} <- Args.options(opts, [:timeout]),
            {:ok, id} <- Args.program_id(id),
-           :ok <- Args.inputs(inputs) do
-        args = %{"id" => id, "inputs" => Args.media(inputs)}
+           :ok <- Args.inputs(inputs),
+           {:ok, inputs} <- Tool.inputs(Args.media(inputs)) do
+        args = %{"id" => id, "inputs" => inputs}
         request(session, "execute", args, opts, @execute_timeout)
       end
     end)

@@ -53,6 +53,32 @@ defmodule DSPex.Native.Tool do
     end
   end
 
+  @doc false
+  # Input values that are tools (`%{name: ..., fun: ...}`, or lists of them) as the specs the
+  # Python side builds `dspy.Tool` inputs from; other values as they are.
+  def inputs(inputs) do
+    Enum.reduce_while(inputs, {:ok, %{}}, fn {key, value}, {:ok, acc} ->
+      case input(value) do
+        {:ok, value} -> {:cont, {:ok, Map.put(acc, key, value)}}
+        error -> {:halt, error}
+      end
+    end)
+  end
+
+  defp input(%{fun: fun} = tool) when is_function(fun),
+    do: with({:ok, t} <- tool(tool), do: {:ok, t.spec})
+
+  defp input([%{fun: _} | _] = list) do
+    Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
+      case input(tool) do
+        {:ok, spec} -> {:cont, {:ok, acc ++ [spec]}}
+        error -> {:halt, error}
+      end
+    end)
+  end
+
+  defp input(value), do: {:ok, value}
+
   defp tools(list) when is_list(list) and list != [] do
     Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
       case tool(tool) do

@@ -3,14 +3,16 @@
 An input field typed `dspy.Image` takes `{"url": url}` or the URL itself (http(s) or a
 `data:image/...` URI; Elixir turns `{:image, binary, mime}` into the latter); `dspy.Audio`
 takes `{"data": base64, "format": "wav"}` or a `data:audio/...` URI; `dspy.History` takes a
-list of message maps (or `{"messages": [...]}`). Lists of images are converted element by
-element. Nothing here reads a file or fetches a URL: inputs are end-user data.
+list of message maps (or `{"messages": [...]}`); `dspy.Tool` takes the tool maps ReAct takes
+(Elixir sends their specs, the function as its handle). Lists of images or tools are
+converted element by element. Nothing here reads a file or fetches a URL: inputs are end-user data.
 """
 
 import typing
 
 import dspy
 
+from . import refs, tools
 from .errors import BridgeError
 
 
@@ -41,7 +43,14 @@ def _history(field, value):
     return dspy.History(messages=[{str(k): v for k, v in m.items()} for m in messages])
 
 
-_CONVERTERS = {dspy.Image: _image, dspy.Audio: _audio, dspy.History: _history}
+def _tool(field, value):
+    if not (isinstance(value, dict) and "key" in value and "name" in value):
+        raise _invalid(field, "a tool is %{name: ..., description: ..., args: [...], fun: fn args -> ... end}")
+    return tools.tool(value, refs.CALLBACK_TIMEOUT_MS / 1000)
+
+
+_CONVERTERS = {dspy.Image: _image, dspy.Audio: _audio, dspy.History: _history, dspy.Tool: _tool}
+_LISTS = {dspy.Image: _image, dspy.Tool: _tool}
 
 
 def convert(signature, inputs):
@@ -55,8 +64,9 @@ def convert(signature, inputs):
         annotation = field.annotation
         if annotation in _CONVERTERS:
             converted[name] = _CONVERTERS[annotation](name, converted[name])
-        elif typing.get_origin(annotation) in (list, typing.List) and typing.get_args(annotation)[:1] == (dspy.Image,):
+        elif typing.get_origin(annotation) in (list, typing.List) and typing.get_args(annotation)[:1][0:1] and typing.get_args(annotation)[0] in _LISTS:
+            convert_one = _LISTS[typing.get_args(annotation)[0]]
             if not isinstance(converted[name], list):
-                raise _invalid(name, "expected a list of images")
-            converted[name] = [_image(name, v) for v in converted[name]]
+                raise _invalid(name, "expected a list")
+            converted[name] = [convert_one(name, v) for v in converted[name]]
     return converted

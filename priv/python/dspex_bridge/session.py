@@ -12,7 +12,7 @@ import weakref
 
 import dspy
 
-from . import exports, hooks, inputs as typed_inputs, lms, modules, refs, scope, signatures
+from . import exports, inputs as typed_inputs, lms, modules, refs, signatures, tools
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -36,52 +36,6 @@ class Program:
         self.spec = spec
         # A custom module without a signature takes whatever its forward() takes.
         self.input_names = frozenset(signature.input_fields) if signature is not None else None
-
-
-def _tool(spec, timeout):
-    """A dspy.Tool whose function runs in the BEAM: the call goes to the job's caller, the
-    worker waits without the GIL, and an Elixir error or timeout raises here, which ReAct
-    reports to the LM as a tool error."""
-    key = spec["key"]
-
-    def call_elixir(**kwargs):
-        return hooks.call_elixir({"key": key, "args": kwargs}, float(timeout), scope.caller())
-
-    return dspy.Tool(
-        call_elixir,
-        name=str(spec["name"]),
-        desc=spec.get("description") or "",
-        args={str(k): v for k, v in (spec.get("args") or {}).items()},
-    )
-
-
-def _metric(spec, timeout):
-    """DSPy metric from Elixir's: None, exact match on a field, or an Elixir function."""
-    if spec is None:
-        return None
-    kind = spec.get("kind") if isinstance(spec, dict) else None
-    if kind == "exact_match":
-        field = str(spec["field"])
-
-        def exact_match(example, prediction, trace=None):
-            return str(getattr(prediction, field, None)).strip() == str(example.get(field)).strip()
-
-        return exact_match
-    if kind == "elixir":
-        key = spec["key"]
-
-        def elixir_metric(example, prediction, trace=None):
-            answer = hooks.call_elixir(
-                {"key": key, "args": {"example": to_plain(example.toDict()), "prediction": to_plain(prediction)}},
-                timeout,
-                scope.caller(),
-            )
-            if isinstance(answer, bool) or isinstance(answer, (int, float)):
-                return answer
-            raise TypeError(f"the metric returned {answer!r}; it must return a boolean or a number")
-
-        return elixir_metric
-    raise BridgeError("invalid_argument", f"unknown metric {spec!r}")
 
 
 class Session:
@@ -163,10 +117,10 @@ class Session:
         if kind == "react":
             signature = signatures.build(spec)
             timeout = options.get("tool_timeout", refs.CALLBACK_TIMEOUT_MS) / 1000
-            tools = [_tool(t, timeout) for t in options.get("tools") or []]
-            if not tools:
+            agent_tools = [tools.tool(t, timeout) for t in options.get("tools") or []]
+            if not agent_tools:
                 raise BridgeError("invalid_argument", "a :react program needs at least one tool")
-            module = dspy.ReAct(signature, tools=tools, max_iters=int(options.get("max_iters") or 10))
+            module = dspy.ReAct(signature, tools=agent_tools, max_iters=int(options.get("max_iters") or 10))
             return Program(module, kind, signature, spec)
         if isinstance(kind, (list, tuple)) and len(kind) == 2 and kind[0] == "custom":
             signature = signatures.build(spec) if spec is not None else None
@@ -310,7 +264,7 @@ class Session:
                 raise BridgeError("invalid_argument", f"trainset[{n}] lacks input(s) {', '.join(missing)}")
             examples.append(dspy.Example(**fields).with_inputs(*inputs))
         options = args.get("options") or {}
-        metric = _metric(args.get("metric"), options.get("metric_timeout", refs.CALLBACK_TIMEOUT_MS) / 1000)
+        metric = tools.metric(args.get("metric"), options.get("metric_timeout", refs.CALLBACK_TIMEOUT_MS) / 1000)
         optimizer = args.get("optimizer", "labeled_few_shot")
         if optimizer == "labeled_few_shot":
             teleprompter = LabeledFewShot(k=int(options.get("k", 16)))
