@@ -128,6 +128,14 @@ defmodule DSPex.Native.Args do
   defp media_value({kind, data, mime}) when kind in [:image, :audio] and is_binary(data),
     do: "data:#{mime};base64," <> Base.encode64(data)
 
-  defp media_value(list) when is_list(list), do: Enum.map(list, &media_value/1)
+  defp media_value([{kind, _, _} | _] = list) when kind in [:image, :audio] do
+    if proper_list?(list), do: Enum.map(list, &media_value/1), else: list
+  end
+
   defp media_value(value), do: value
+
+  # An improper list is refused later, by the NIF, naming where it is.
+  def proper_list?([]), do: true
+  def proper_list?([_ | tail]), do: proper_list?(tail)
+  def proper_list?(_), do: false
 end

@@ -69,6 +69,12 @@ defmodule DSPex.Native.Tool do
     do: with({:ok, t} <- tool(tool), do: {:ok, t.spec})
 
   defp input([%{fun: _} | _] = list) do
+    if DSPex.Native.Args.proper_list?(list), do: input_list(list), else: {:ok, list}
+  end
+
+  defp input(value), do: {:ok, value}
+
+  defp input_list(list) do
     Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
       case input(tool) do
         {:ok, spec} -> {:cont, {:ok, acc ++ [spec]}}
@@ -76,8 +82,6 @@ defmodule DSPex.Native.Tool do
       end
     end)
   end
-
-  defp input(value), do: {:ok, value}
 
   defp tools(list) when is_list(list) and list != [] do
     Enum.reduce_while(list, {:ok, []}, fn tool, {:ok, acc} ->
