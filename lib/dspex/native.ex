@@ -34,6 +34,7 @@ defmodule DSPex.Native do
           workers_idle: non_neg_integer(),
           queued: non_neg_integer(),
           releases_queued: non_neg_integer(),
+          releases_done: non_neg_integer(),
           handles: non_neg_integer(),
           jobs_done: non_neg_integer(),
           jobs_cancelled: non_neg_integer()
@@ -85,7 +86,7 @@ defmodule DSPex.Native do
     collected, plus any held by queued or running jobs);
   * `:workers` (kept ready), `:max_workers`, `:workers_alive` (now, including threads
     the pool added while calls waited), `:workers_idle`, `:queued` (jobs waiting), `:releases_queued` (collected
-    sessions waiting to be freed), `:jobs_done`, `:jobs_cancelled` (given up on by their
+    sessions and refs waiting to be freed), `:releases_done`, `:jobs_done`, `:jobs_cancelled` (given up on by their
     callers: timed out, or the caller died);
   * `:status`, as `status/0`.
 
@@ -125,6 +126,7 @@ defmodule DSPex.Native do
       workers_idle: Map.get(pool, "workers_idle", 0),
       queued: Map.get(pool, "queued", 0),
       releases_queued: Map.get(pool, "releases_queued", 0),
+      releases_done: Map.get(pool, "releases_done", 0),
       jobs_done: Map.get(pool, "jobs_done", 0),
       jobs_cancelled: Map.get(pool, "jobs_cancelled", 0)
     }

@@ -167,7 +167,7 @@ defmodule DSPex.Native.Requests do
          {:ok, owner} <- Args.owner(Keyword.get(opts, :owner)),
          {:ok, timeout} <- Args.timeout(opts, @default_timeout),
          {:ok, resource} <- Job.run({:session_open, [name, lm, owner]}, timeout) do
-      {id, name, _closed} = NIF.session_meta(resource)
+      {id, name} = NIF.session_meta(resource)
       session = %Session{resource: resource, id: id, name: if(name == "", do: nil, else: name)}
       with_adapter(session, opts)
     end

@@ -284,11 +284,10 @@ fn session_close(session: ResourceArc<SessionResource>) -> rustler::Atom {
     atoms::ok()
 }
 
-/// `{id, name, closed?}`, read without Python (for `inspect/1`).
+/// `{id, name}` of a session just opened, read without Python.
 #[rustler::nif]
-fn session_meta(session: ResourceArc<SessionResource>) -> (u64, String, bool) {
-    let cell = &session.cell;
-    (cell.id, cell.name.clone(), cell.is_closed())
+fn session_meta(session: ResourceArc<SessionResource>) -> (u64, String) {
+    (session.cell.id, session.cell.name.clone())
 }
 
 /// The handle of a `%Ref{}` to object `number` of `session` (see `RefHandle`).
