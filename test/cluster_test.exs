@@ -4,7 +4,7 @@ defmodule DSPex.Native.ClusterTest do
   use ExUnit.Case, async: false
 
   import DSPex.Native.TestHelpers
-  alias DSPex.Native.{Error, Peer, Session}
+  alias DSPex.Native.{Error, Peer, Py, Ref, Session}
 
   @moduletag timeout: 180_000
 
@@ -100,6 +100,27 @@ defmodule DSPex.Native.ClusterTest do
     assert remote_sessions(a) == before + 2
     Peer.stop(caller)
     assert eventually(fn -> remote_sessions(a) == before end, 30_000)
+  end
+
+  test "Python references on a session of another node live and die there", %{a: a} do
+    s = Session.open!(node: a, lm: dummy(%{"reasoning" => "r", "answer" => "4"}))
+    refs = fn -> :erpc.call(a, DSPex.Native, :stats, [[gc: true]]).refs end
+    before = refs.()
+
+    cot = Py.call!(s, "dspy.ChainOfThought", ["question -> answer"])
+    assert %Ref{type: "ChainOfThought"} = cot
+    assert {:ok, %{"answer" => "4"}} = Py.call(s, cot, [], question: "2 + 2?")
+    assert {:ok, []} = Py.attr(Py.attr!(cot, "predict"), "demos")
+    :ok = Session.put_program(s, "cot", cot)
+    assert {:ok, %{"answer" => "4"}} = Session.execute(s, "cot", %{question: "?"})
+    assert refs.() >= before + 1
+
+    # Dropped here: the handles' collection releases the objects on `a`.
+    cot = nil
+    settle()
+    :ok = :erpc.call(a, DSPex.Native.TestHelpers, :settle, []) && :ok
+    assert eventually(fn -> refs.() == before end, 30_000)
+    refute cot
   end
 
   test ":least_loaded spreads sessions over the peers", %{a: a, b: b} do

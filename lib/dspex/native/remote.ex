@@ -10,10 +10,15 @@ defmodule DSPex.Native.Remote do
   A remote session is closed (and freed in Python) when:
 
   * the caller's last handle is garbage-collected (the handle's destructor tells this
-    process through a relay thread, which tells the session's node, without blocking);
+    process, which tells the session's node, without blocking);
   * its `owner:` exits (a monitor across nodes);
   * the connection between the two nodes is lost;
   * it is closed explicitly.
+
+  `DSPex.Native.Py` works on remote sessions too: the Python objects stay on the session's
+  node, held here for the caller's node; the caller's `%DSPex.Native.Ref{}`s hold handles
+  whose collection (or the loss of the connection) releases them. Elixir functions passed
+  to a remote session run on its node, so their module must be loaded there.
 
   A call to a session whose node is down or unreachable returns
   `{:error, %DSPex.Native.Error{reason: :nodedown}}` within its timeout. Sessions that lived
@@ -22,7 +27,7 @@ defmodule DSPex.Native.Remote do
 
   use GenServer
 
-  alias DSPex.Native.{Args, Error, LM, NIF, Session}
+  alias DSPex.Native.{Args, Error, LM, NIF, Ref, Requests, Session}
 
   import DSPex.Native.Args, only: [invalid: 1]
 
@@ -91,12 +96,14 @@ defmodule DSPex.Native.Remote do
   end
 
   @doc false
-  # Runs `Session.fun(session, args...)` on the session's node.
-  def call(%Session{node: node, resource: handle}, fun, args, timeout) do
+  # Runs `Requests.fun(session, args...)` on the session's node (`Requests.fun(args...)`
+  # for the functions whose first argument is a ref). Refs cross as keys of the session's
+  # node's table: the caller's copies hold handles whose collection releases them there.
+  def call(%Session{node: node, resource: handle} = session, fun, args, timeout) do
     {_node, id} = NIF.remote_handle_info(handle)
 
-    case erpc(node, :apply_here, [id, fun, args], timeout) do
-      {:ok, result} -> result
+    case erpc(node, :apply_here, [id, fun, args, node()], timeout) do
+      {:ok, result} -> wrap_refs(session, result)
       {:error, _} = error -> error
     end
   end
@@ -134,13 +141,62 @@ defmodule DSPex.Native.Remote do
     end
   end
 
+  @ref_first [:py_method, :py_attr, :py_set_attr]
+
   @doc false
-  def apply_here(id, fun, args) do
+  def apply_here(id, fun, args, caller_node) do
     case :ets.lookup(@table, id) do
-      [{^id, session}] -> apply(Session, fun, [session | args])
-      [] -> {:error, Error.new(:closed, "the remote session is closed")}
+      [{^id, %Session{} = session}] ->
+        args = import_refs(args)
+        args = if fun in @ref_first, do: args, else: [session | args]
+        export_refs(apply(Requests, fun, args), caller_node)
+
+      _ ->
+        {:error, Error.new(:closed, "the remote session is closed")}
     end
   end
+
+  # A caller's ref to an object held here, as the local ref it stands for.
+  defp import_refs(%Ref{session: %Session{node: node}, id: key} = ref) when node == node() do
+    case :ets.lookup(@table, key) do
+      [{^key, %Ref{} = local}] -> local
+      _ -> %{ref | session: %{ref.session | node: :released}}
+    end
+  end
+
+  defp import_refs(list) when is_list(list), do: Enum.map(list, &import_refs/1)
+  defp import_refs(map) when is_map(map) and not is_struct(map), do: Map.new(map, &import_refs/1)
+  defp import_refs(tuple) when is_tuple(tuple), do: map_tuple(tuple, &import_refs/1)
+  defp import_refs(other), do: other
+
+  # Local refs in a result, held here for the caller's node, as `{:"$dspex_remote_ref", key, type}`.
+  defp export_refs(%Ref{type: type} = ref, caller_node),
+    do: {:"$dspex_remote_ref", GenServer.call(__MODULE__, {:hold_ref, ref, caller_node}), type}
+
+  defp export_refs(list, node) when is_list(list), do: Enum.map(list, &export_refs(&1, node))
+
+  defp export_refs(map, node) when is_map(map) and not is_struct(map),
+    do: Map.new(map, fn {k, v} -> {k, export_refs(v, node)} end)
+
+  defp export_refs(tuple, node) when is_tuple(tuple), do: map_tuple(tuple, &export_refs(&1, node))
+  defp export_refs(other, _node), do: other
+
+  defp wrap_refs(session, {:"$dspex_remote_ref", key, type}) do
+    handle = NIF.remote_handle(Atom.to_string(session.node), key)
+    %Ref{session: session, id: key, type: type, handle: handle}
+  end
+
+  defp wrap_refs(session, list) when is_list(list), do: Enum.map(list, &wrap_refs(session, &1))
+
+  defp wrap_refs(session, map) when is_map(map) and not is_struct(map),
+    do: Map.new(map, fn {k, v} -> {k, wrap_refs(session, v)} end)
+
+  defp wrap_refs(session, tuple) when is_tuple(tuple),
+    do: map_tuple(tuple, &wrap_refs(session, &1))
+
+  defp wrap_refs(_session, other), do: other
+
+  defp map_tuple(tuple, fun), do: tuple |> Tuple.to_list() |> Enum.map(fun) |> List.to_tuple()
 
   @impl true
   def init(nil) do
@@ -163,6 +219,13 @@ defmodule DSPex.Native.Remote do
 
     {:reply, {id, session.id, session.name},
      %{state | next: id + 1, owners: owners, by_node: by_node}}
+  end
+
+  def handle_call({:hold_ref, ref, caller_node}, _from, state) do
+    id = state.next
+    :ets.insert(@table, {id, ref})
+    by_node = Map.update(state.by_node, caller_node, [id], &[id | &1])
+    {:reply, id, %{state | next: id + 1, by_node: by_node}}
   end
 
   @impl true
@@ -191,8 +254,9 @@ defmodule DSPex.Native.Remote do
 
   defp close(id, state) do
     case :ets.take(@table, id) do
-      [{^id, session}] -> Session.close(session)
-      [] -> :ok
+      [{^id, %Session{} = session}] -> Session.close(session)
+      # A ref held for another node: dropping it here lets its handle be collected.
+      _ -> :ok
     end
 
     state

@@ -4,7 +4,7 @@ defmodule DSPex.Native.Requests do
   # builds the request the Python side gets, and runs it here, or on the session's node
   # when the session lives on another one (the same function, run there by `Remote`).
 
-  alias DSPex.Native.{Args, Job, LM, NIF, Optimizer, Ref, Remote, Session, Signature, Tool}
+  alias DSPex.Native.{Args, Error, Job, LM, NIF, Optimizer, Ref, Remote, Session, Signature, Tool}
 
   import DSPex.Native.Args, only: [invalid: 1]
 
@@ -194,8 +194,13 @@ defmodule DSPex.Native.Requests do
   @py_options [:timeout, :as, :fun_timeout]
 
   def put_program(session, id, ref, opts) do
-    with :ok <- local(session),
-         {:ok, opts} <- Args.options(opts, [:replace, :timeout]),
+    route(session, {:put_program, [id, ref, opts]}, opts, @default_timeout, fn ->
+      put_program_here(session, id, ref, opts)
+    end)
+  end
+
+  defp put_program_here(session, id, ref, opts) do
+    with {:ok, opts} <- Args.options(opts, [:replace, :timeout]),
          {:ok, id} <- Args.program_id(id),
          {:ok, replace} <- Args.boolean(Keyword.get(opts, :replace, false), :replace),
          {:ok, marker} <- Ref.marker(session, ref) do
@@ -207,11 +212,22 @@ defmodule DSPex.Native.Requests do
   end
 
   def py_call(session, target, args, kwargs, opts) do
-    with :ok <- local(session),
-         {:ok, marker} <- py_target(session, target) do
-      py_request(session, "py_call", %{"target" => marker}, {args, kwargs, target}, opts)
-    end
+    route(session, {:py_call, [target, args, kwargs, opts]}, opts, @execute_timeout, fn ->
+      with {:ok, marker} <- py_target(session, target) do
+        py_request(session, "py_call", %{"target" => marker}, {args, kwargs, target}, opts)
+      end
+    end)
   end
+
+  def py_method(%Ref{session: %Session{node: node} = session} = ref, name, args, kwargs, opts)
+      when node != nil,
+      do:
+        Remote.call(
+          session,
+          :py_method,
+          [ref, name, args, kwargs, opts],
+          Args.remote_timeout(opts, @execute_timeout)
+        )
 
   def py_method(ref, name, args, kwargs, opts) do
     with {:ok, session, number} <- py_ref(ref),
@@ -221,12 +237,31 @@ defmodule DSPex.Native.Requests do
     end
   end
 
+  def py_attr(%Ref{session: %Session{node: node} = session} = ref, name, opts) when node != nil,
+    do:
+      Remote.call(
+        session,
+        :py_attr,
+        [ref, name, opts],
+        Args.remote_timeout(opts, @execute_timeout)
+      )
+
   def py_attr(ref, name, opts) do
     with {:ok, session, number} <- py_ref(ref),
          :ok <- Args.text(name, "attribute name") do
       py_request(session, "py_attr", %{"ref" => number, "name" => name}, {[], [], ref}, opts)
     end
   end
+
+  def py_set_attr(%Ref{session: %Session{node: node} = session} = ref, name, value, opts)
+      when node != nil,
+      do:
+        Remote.call(
+          session,
+          :py_set_attr,
+          [ref, name, value, opts],
+          Args.remote_timeout(opts, @execute_timeout)
+        )
 
   def py_set_attr(ref, name, value, opts) do
     with {:ok, session, number} <- py_ref(ref),
@@ -263,10 +298,11 @@ defmodule DSPex.Native.Requests do
       {:error,
        invalid("a target is a dotted path or a %DSPex.Native.Ref{}, got #{inspect(other)}")}
 
+  defp py_ref(%Ref{session: %Session{node: :released}}),
+    do: {:error, Error.new(:closed, "the object this ref named was released")}
+
   defp py_ref(%Ref{session: session} = ref) do
-    with :ok <- local(session), {:ok, {_, number}} <- Ref.marker(session, ref) do
-      {:ok, session, number}
-    end
+    with {:ok, {_, number}} <- Ref.marker(session, ref), do: {:ok, session, number}
   end
 
   defp py_ref(other),
@@ -293,15 +329,6 @@ defmodule DSPex.Native.Requests do
   defp as_ref(nil), do: {:ok, false}
   defp as_ref(:ref), do: {:ok, true}
   defp as_ref(other), do: {:error, invalid("as must be :ref, got #{inspect(other)}")}
-
-  # Refs live in the node of their session; a remote session's objects stay there.
-  defp local(%Session{node: nil}), do: :ok
-
-  defp local(%Session{}),
-    do: {:error, invalid("Python references are only available for sessions on this node")}
-
-  defp local(other),
-    do: {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
 
   # -- plumbing ----------------------------------------------------------------------------
 
