@@ -79,9 +79,11 @@ defmodule DSPex.Native.PyDspyTest do
 
     [a, b, c, d, e, f] = trainset(s, 6)
 
-    {compiled, _} =
+    {{compiled, _out}, _err} =
       with_io(:stderr, fn ->
-        Py.method!(gepa, "compile", [program], trainset: [a, b, c, d], valset: [e, f])
+        with_io(fn ->
+          Py.method!(gepa, "compile", [program], trainset: [a, b, c, d], valset: [e, f])
+        end)
       end)
 
     :ok = Session.put_program(s, "gepa", compiled)

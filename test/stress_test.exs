@@ -112,7 +112,13 @@ defmodule DSPex.Native.StressTest do
 
     stats = DSPex.Native.stats(gc: true)
 
-    assert eventually(fn -> counts() == baseline end, 30_000),
+    # At most what there was before: sessions other tests held then may be gone by now.
+    {sessions, programs} = baseline
+
+    assert eventually(
+             fn -> match?({s, p} when s <= sessions and p <= programs, counts()) end,
+             30_000
+           ),
            "left: #{inspect(counts())}, was #{inspect(baseline)}"
 
     assert stats.queued == 0
