@@ -2,7 +2,8 @@ defmodule DSPex.Native.PyTest do
   # Python references owned by sessions: DSPy's classes reached through DSPex.Native.Py,
   # with Elixir functions as metrics and reward functions, refs confined to their session,
   # freed on collection and on close.
-  use ExUnit.Case, async: true
+  # Not async: one test counts every live ref of the runtime.
+  use ExUnit.Case, async: false
 
   import DSPex.Native.TestHelpers, only: [eventually: 2, settle: 0]
   alias DSPex.Native.{Error, Py, Ref, Session}
