@@ -22,6 +22,7 @@ defmodule DSPex.Native.Session do
   * LM specs (`lm:`), `cache:` and adapters: `DSPex.Native.LM`;
   * signatures and reserved field names: `DSPex.Native.Signature`;
   * ReAct tools: `DSPex.Native.Tool`; optimizers for `compile/4`: `DSPex.Native.Optimizer`.
+  * any other part of DSPy, and programs built in Python: `DSPex.Native.Py`, `put_program/4`.
 
   ## Timeouts and cancellation
 
