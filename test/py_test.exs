@@ -77,6 +77,19 @@ defmodule DSPex.Native.PyTest do
     assert m =~ "'os' is not importable" and m =~ "importable"
   end
 
+  @tag :tmp_dir
+  test "a string signature given to DSPy through Py is parsed as data", %{tmp_dir: dir} do
+    s = session()
+    sentinel = Path.join(dir, "pwned")
+    payload = ~s|q -> a: list["__import__('os').system('touch #{sentinel}')"]|
+
+    assert {:error, %Error{reason: :python_error, message: m}} =
+             Py.call(s, "dspy.Predict", [payload])
+
+    assert m =~ "quoted type"
+    refute File.exists?(sentinel)
+  end
+
   test "refs are freed when collected and answer :closed after their session closes" do
     s = session()
     count = fn -> DSPex.Native.stats(gc: true).refs end

@@ -104,9 +104,10 @@ def _check_field_name(name, where):
 class _Types:
     """Builds an annotation from the AST of a type, refusing anything not on the allowlist."""
 
-    def __init__(self, source, field):
+    def __init__(self, source, field, names=TYPE_NAMES):
         self.source = source
         self.field = field
+        self.names = names
 
     def fail(self, what):
         return _invalid(f"type of field {self.field!r}: {what}")
@@ -135,13 +136,13 @@ class _Types:
     def name(self, node):
         dotted = _dotted(node)
         # The parser folds unicode look-alikes (NFKC); only the plain ASCII spelling counts.
-        if dotted is None or dotted not in TYPE_NAMES or self.text(node) != dotted:
+        if dotted is None or dotted not in self.names or self.text(node) != dotted:
             raise self.fail(
                 f"{self.text(node)[:60]!r} is not allowed; use builtins (str, int, float, bool, "
                 f"list, dict, tuple), typing (Any, List, Dict, Tuple, Optional, Union, Literal) "
                 f"or DSPy types ({', '.join(_DSPY_TYPES)})"
             )
-        return TYPE_NAMES[dotted]
+        return self.names[dotted]
 
     def subscript(self, node, depth):
         if not isinstance(node.value, (ast.Name, ast.Attribute)):
@@ -209,7 +210,7 @@ def _dotted(node):
 # -- string signatures -------------------------------------------------------------------
 
 
-def _parse_side(side, where):
+def _parse_side(side, where, names=TYPE_NAMES):
     """[(name, annotation or None)] for one side of "a, b: int -> c"."""
     if side.rstrip().endswith(","):  # Python allows it in a def; a signature does not
         _explain(side, where)
@@ -232,7 +233,7 @@ def _parse_side(side, where):
         _check_field_name(name, f"signature {where}")
         if name != arg.arg:
             raise _invalid(f"signature {where}: field name {name!r} is not an identifier (ASCII letters, digits and _)")
-        annotation = None if arg.annotation is None else _Types(source, name).build(arg.annotation)
+        annotation = None if arg.annotation is None else _Types(source, name, names).build(arg.annotation)
         fields.append((name, annotation))
     return fields
 
@@ -256,6 +257,12 @@ def _explain(side, where):
 
 def from_string(text):
     """A checked `dspy.Signature` from `"question, context -> answer: int"`."""
+    return _make(parse(text), None, f"signature {text[:200]!r}")
+
+
+def parse(text, names=TYPE_NAMES, empty_sides=False):
+    """The fields `{name: (annotation, field)}` of a string signature, built as data (DSPy
+    itself builds signatures with no inputs, `" -> x"`: `empty_sides`)."""
     if not isinstance(text, str) or not text.strip():
         raise _invalid("signature is empty")
     if len(text) > MAX_SIGNATURE_CHARS:
@@ -264,8 +271,8 @@ def from_string(text):
         raise _invalid(f"signature {text[:200]!r} must have exactly one '->' between inputs and outputs")
     fields = {}
     for where, side, make in (("inputs", text.split("->")[0], dspy.InputField), ("outputs", text.split("->")[1], dspy.OutputField)):
-        parsed = _parse_side(side, where) if side.strip() else []
-        if not parsed:
+        parsed = _parse_side(side, where, names) if side.strip() else []
+        if not parsed and not empty_sides:
             raise _invalid(f"signature {text[:200]!r} has no {where}")
         if len(parsed) > MAX_FIELDS:
             raise _invalid(f"signature has {len(parsed)} {where}; the limit is {MAX_FIELDS}")
@@ -275,7 +282,24 @@ def from_string(text):
             # As DSPy's own parser does: an untyped input is str, marked as untyped.
             field = make(IS_TYPE_UNDEFINED=True) if annotation is None and make is dspy.InputField else make()
             fields[name] = (str if annotation is None else annotation, field)
-    return _make(fields, None, f"signature {text[:200]!r}")
+    return fields
+
+
+def install():
+    """Makes DSPy's own string signatures (`dspy.Predict("q -> a")` in session code or through
+    `Py`) go through `parse`: DSPy would import a module a type names, and pydantic would
+    evaluate a quoted type. Types a caller hands DSPy as objects (`custom_types`, or those
+    DSPy finds in the caller's frame) are allowed by name; nothing is imported or evaluated."""
+    from dspy.signatures import signature as dspy_signature
+
+    def parse_signature(text, names=None):
+        extra = {k: v for k, v in (names or {}).items() if isinstance(v, type) and k not in typing.__dict__}
+        try:
+            return parse(text, {**TYPE_NAMES, **extra} if extra else TYPE_NAMES, empty_sides=True)
+        except BridgeError as exc:
+            raise ValueError(exc.message) from None
+
+    dspy_signature._parse_signature = parse_signature
 
 
 # -- structured signatures ---------------------------------------------------------------

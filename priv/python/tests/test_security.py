@@ -203,3 +203,22 @@ def test_an_export_keeps_only_the_fields_of_each_predictor(open_session):
     export = ok(bridge.call(s, "export_program", {"id": "p"}))
     assert export["state"]["demos"] == [{"question": "q1", "answer": "a1"}]
     ok(bridge.call(open_session(), "import_program", {"id": "p", "exported": export}))
+
+
+def test_dspy_string_signatures_in_session_code_are_parsed_as_data(tmp_path):
+    sentinel = tmp_path / "pwned"
+    payload = f"q -> a: list[\"__import__('os').system('touch {sentinel}')\"]"
+    with pytest.raises(ValueError, match="quoted type"):
+        dspy.Predict(payload)
+    assert not sentinel.exists()
+    # DSPy's own internal signatures, and types handed over as objects, still work.
+    assert list(dspy.Signature(" -> x").output_fields) == ["x"]
+
+
+    import pydantic
+
+    class Point(pydantic.BaseModel):
+        x: int
+
+    sig = dspy.Signature("q -> p: Point", custom_types={"Point": Point})
+    assert sig.output_fields["p"].annotation is Point
