@@ -49,6 +49,7 @@ defmodule DSPex.Native.Test.OpenAIServer do
     * `:reply` – `(request -> String.t() | {:error, status, message})`, the
       assistant content (default: `default_reply/1`). A raise yields a 400.
     * `:delay_ms` – sleep before each chat answer (default `0`).
+    * `:chunk_delay_ms` – with `"stream": true`, sleep between chunks (default `0`).
     * `:owner` – the server stops when this process exits (default `self()`).
     * `:record` – keep requests for `requests/1` (default `true`).
   """
@@ -154,6 +155,7 @@ defmodule DSPex.Native.Test.OpenAIServer do
           server: self(),
           reply: Keyword.get(opts, :reply, &default_reply/1),
           delay_ms: Keyword.get(opts, :delay_ms, 0),
+          chunk_delay_ms: Keyword.get(opts, :chunk_delay_ms, 0),
           record: Keyword.get(opts, :record, true)
         }
 
@@ -440,7 +442,7 @@ defmodule DSPex.Native.Test.OpenAIServer do
 
         case reply do
           content when is_binary(content) ->
-            completion(sock, req, content, keep?)
+            completion(sock, req, content, keep?, ctx.chunk_delay_ms)
 
           {:error, status, msg} ->
             send_json(sock, status, error_body(msg, error_type(status), nil), keep?)
@@ -460,7 +462,7 @@ defmodule DSPex.Native.Test.OpenAIServer do
     end
   end
 
-  defp completion(sock, req, content, keep?) do
+  defp completion(sock, req, content, keep?, chunk_delay_ms) do
     id = "chatcmpl-#{System.unique_integer([:positive])}"
     created = System.os_time(:second)
     model = req.model || "gpt-4o-mini"
@@ -509,7 +511,19 @@ defmodule DSPex.Native.Test.OpenAIServer do
 
       data = Enum.map(events, &("data: " <> JSON.encode!(&1) <> "\n\n")) ++ ["data: [DONE]\n\n"]
       body = Enum.map(data, &[Integer.to_string(byte_size(&1), 16), "\r\n", &1, "\r\n"])
-      :gen_tcp.send(sock, [head, body, "0\r\n\r\n"])
+
+      if chunk_delay_ms > 0 do
+        :gen_tcp.send(sock, head)
+
+        Enum.each(body, fn piece ->
+          Process.sleep(chunk_delay_ms)
+          :gen_tcp.send(sock, piece)
+        end)
+
+        :gen_tcp.send(sock, "0\r\n\r\n")
+      else
+        :gen_tcp.send(sock, [head, body, "0\r\n\r\n"])
+      end
     else
       message = %{"role" => "assistant", "content" => content}
 

@@ -15,16 +15,20 @@ defmodule DSPex.Native.Job do
 
   alias DSPex.Native.{Callbacks, Error, NIF, Output}
 
-  defstruct [:tag, :job, :deadline, :timeout, :output, keeper: nil]
+  defstruct [:tag, :job, :deadline, :timeout, :output, keeper: nil, stream: nil]
 
   @doc false
   # `{nif, args}` queues the job through NIF `nif` (args, then the tag), or its dirty twin
   # when the normal one found the arguments too big (see `NIF.with_dirty/2`). `metadata`
   # goes with the log records Python emits during the job.
-  def run({nif, args}, timeout, metadata \\ []) do
+  #
+  # `stream` (`{pid, ref}`) receives the pieces a streaming job sends, as
+  # `{ref, {:piece, id, event}}`; whoever takes one answers `NIF.callback_reply(id, ...)`,
+  # and the job sends the next only then.
+  def run({nif, args}, timeout, metadata \\ [], stream \\ nil) do
     tag = :erlang.alias()
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
-    call = %__MODULE__{tag: tag, deadline: deadline, timeout: timeout}
+    call = %__MODULE__{tag: tag, deadline: deadline, timeout: timeout, stream: stream}
 
     try do
       case safe(fn -> NIF.with_dirty(nif, args ++ [tag]) end) do
@@ -113,6 +117,11 @@ defmodule DSPex.Native.Job do
 
   defp call_back(call, id, %{"key" => fun, "args" => args}, timeout_ms) do
     %{call | keeper: Callbacks.run(call.keeper, id, fun, args, timeout_ms)}
+  end
+
+  defp call_back(%{stream: {pid, ref}} = call, id, %{"stream" => event}, _timeout_ms) do
+    send(pid, {ref, {:piece, id, event}})
+    call
   end
 
   defp call_back(call, id, _request, _timeout_ms) do

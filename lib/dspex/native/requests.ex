@@ -4,7 +4,20 @@ defmodule DSPex.Native.Requests do
   # builds the request the Python side gets, and runs it here, or on the session's node
   # when the session lives on another one (the same function, run there by `Remote`).
 
-  alias DSPex.Native.{Args, Error, Job, LM, NIF, Optimizer, Ref, Remote, Session, Signature, Tool}
+  alias DSPex.Native.{
+    Args,
+    Error,
+    Job,
+    LM,
+    NIF,
+    Optimizer,
+    Ref,
+    Remote,
+    Session,
+    Signature,
+    Streaming,
+    Tool
+  }
 
   import DSPex.Native.Args, only: [invalid: 1]
 
@@ -67,6 +80,35 @@ defmodule DSPex.Native.Requests do
       end
     end)
   end
+
+  # A stream raises its error when enumerated, as the job's own errors do.
+  def stream(session, id, inputs, opts) do
+    case stream_here(session, id, inputs, opts) do
+      {:ok, stream} -> stream
+      {:error, error} -> Stream.map([error], &raise/1)
+    end
+  end
+
+  defp stream_here(%Session{node: nil, resource: resource, id: sid}, id, inputs, opts) do
+    with {:ok, opts} <- Args.options(opts, [:timeout, :fields, :status]),
+         {:ok, id} <- Args.program_id(id),
+         :ok <- Args.inputs(inputs),
+         {:ok, inputs} <- Tool.inputs(Args.media(inputs)),
+         {:ok, timeout} <- Args.timeout(opts, @execute_timeout),
+         {:ok, status} <- Args.boolean(Keyword.get(opts, :status, false), :status) do
+      fields =
+        opts |> Keyword.get(:fields) |> then(&(&1 && Enum.map(&1, fn f -> to_string(f) end)))
+
+      args = %{"id" => id, "inputs" => inputs, "fields" => fields, "status" => status}
+      {:ok, Streaming.stream(resource, sid, args, timeout)}
+    end
+  end
+
+  defp stream_here(%Session{}, _id, _inputs, _opts),
+    do: {:error, invalid("streaming is not available yet for sessions on other nodes")}
+
+  defp stream_here(other, _id, _inputs, _opts),
+    do: {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}
 
   def list_programs(session, opts) do
     route(session, {:list_programs, [opts]}, opts, @default_timeout, fn ->

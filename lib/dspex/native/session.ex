@@ -216,6 +216,29 @@ defmodule DSPex.Native.Session do
   def execute!(session, id, inputs, opts \\ []), do: bang(execute(session, id, inputs, opts))
 
   @doc """
+  Runs program `id` like `execute/4`, as a lazy `Stream` of what it produces:
+  `{:chunk, field, text}` for each piece of a streamed output field (by default every
+  string output of the program's last predictor; `fields:` picks them), `{:status, text}`
+  for DSPy's status messages when `status: true`, and last `{:done, outputs}`, exactly what
+  `execute/4` returns. The job starts when enumeration starts; on failure enumeration
+  raises `DSPex.Native.Error`. Halting early (`Enum.take/2`), the consumer's death or
+  `:timeout` cancels the job; nothing is left in the mailbox. At most one piece waits for
+  the consumer: a slow consumer slows the stream.
+
+  LMs that do not stream (DSPy's DummyLM) yield only `{:done, outputs}`.
+
+  ## Examples
+
+      iex> session = DSPex.Native.Session.open!(lm: {:dummy, %{"" => %{"answer" => "Paris"}}})
+      iex> :ok = DSPex.Native.Session.create_program(session, "qa", signature: "question -> answer")
+      iex> stream = DSPex.Native.Session.stream(session, "qa", %{question: "Capital of France?"})
+      iex> Enum.to_list(stream)
+      [{:done, %{"answer" => "Paris"}}]
+  """
+  @spec stream(t(), program_id(), map(), keyword()) :: Enumerable.t()
+  defdelegate stream(session, id, inputs, opts \\ []), to: Requests
+
+  @doc """
   The session's program IDs, sorted.
 
   ## Examples

@@ -47,6 +47,7 @@ operations! {
         CreateProgram => "create_program",
         PutProgram => "put_program",
         Execute => "execute",
+        Stream => "stream",
         ListPrograms => "list_programs",
         DeleteProgram => "delete_program",
         Reset => "reset",
@@ -82,6 +83,7 @@ impl Op {
         matches!(
             self,
             Op::Execute
+                | Op::Stream
                 | Op::Compile
                 | Op::LoadModule
                 | Op::PyCall
@@ -125,6 +127,7 @@ mod tests {
         let user: Vec<_> = Op::ALL.iter().filter(|op| op.runs_user_code()).collect();
         let expected = [
             Op::Execute,
+            Op::Stream,
             Op::LoadModule,
             Op::Compile,
             Op::PyCall,

@@ -12,7 +12,7 @@ import weakref
 
 import dspy
 
-from . import exports, inputs as typed_inputs, lms, modules, refs, signatures, tools
+from . import exports, inputs as typed_inputs, lms, modules, refs, signatures, streaming, tools
 from .errors import BridgeError
 from .values import field_name, to_plain
 
@@ -190,6 +190,13 @@ class Session:
         return None
 
     def execute(self, args):
+        return self._run(args, lambda module, inputs: module(**inputs))
+
+    def stream(self, args):
+        """As execute, sending the caller each piece of the streamed fields as it comes."""
+        return self._run(args, lambda module, inputs: streaming.run(module, inputs, args))
+
+    def _run(self, args, call):
         pid = args["id"]
         program = self._program(pid)
         raw_inputs = args.get("inputs")
@@ -228,10 +235,10 @@ class Session:
         try:
             typed = typed_inputs.convert(program.signature, inputs)
             if program.adapter is None:
-                prediction = program.module(**typed)
+                prediction = call(program.module, typed)
             else:
                 with dspy.context(adapter=program.adapter):
-                    prediction = program.module(**typed)
+                    prediction = call(program.module, typed)
             result = to_plain(prediction)
             self._add_usage(prediction)
         except BaseException as exc:
@@ -366,7 +373,7 @@ OPS = {
     **{
         name: getattr(Session, name)
         for name in (
-            "configure", "create_program", "put_program", "execute", "list_programs", "delete_program",
+            "configure", "create_program", "put_program", "execute", "stream", "list_programs", "delete_program",
             "reset", "info", "load_module", "history", "export_program", "import_program", "compile",
         )
     },

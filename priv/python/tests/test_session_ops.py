@@ -20,6 +20,7 @@ def test_ops_are_exactly_the_documented_ones():
         "configure",
         "create_program",
         "put_program",
+        "stream",
         "py_call",
         "py_method",
         "py_attr",

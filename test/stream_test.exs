@@ -1,0 +1,106 @@
+defmodule DSPex.Native.StreamTest do
+  # Session.stream/4 against a loopback OpenAI-compatible server that streams its answer in
+  # server-sent events, one word at a time, with a delay between chunks.
+  use ExUnit.Case, async: true
+
+  import DSPex.Native.TestHelpers, only: [eventually: 2]
+  alias DSPex.Native.{Error, Session}
+  alias DSPex.Native.Test.OpenAIServer
+
+  @moduletag :capture_log
+
+  @answer "The capital of France is Paris, a city on the Seine with many bridges."
+
+  defp server(fields, chunk_delay_ms) do
+    {:ok, server} =
+      OpenAIServer.start(
+        chunk_delay_ms: chunk_delay_ms,
+        reply: fn _ -> OpenAIServer.dspy_reply(fields) end
+      )
+
+    server
+  end
+
+  defp session(server, opts \\ []) do
+    lm = {"openai/test-model", api_base: server.url, api_key: "sk-test", cache: false}
+    s = Session.open!(lm: lm)
+    :ok = Session.create_program(s, "qa", [signature: "question -> answer"] ++ opts)
+    s
+  end
+
+  defp stamp(stream) do
+    Enum.map(stream, fn item -> {System.monotonic_time(:millisecond), item} end)
+  end
+
+  test "chunks arrive before the answer is complete, and add up to the :done output" do
+    s = session(server([{"answer", @answer}], 30))
+    items = stamp(Session.stream(s, "qa", %{question: "Capital of France?"}, timeout: 60_000))
+
+    chunks = for {t, {:chunk, "answer", text}} <- items, do: {t, text}
+
+    assert [{_, {:done, %{"answer" => answer}}}] =
+             Enum.filter(items, &match?({_, {:done, _}}, &1))
+
+    assert length(chunks) >= 5
+    assert chunks |> Enum.map(&elem(&1, 1)) |> Enum.join() |> String.trim() == answer
+    # The first chunk came while the server was still sending (14 chunks 30 ms apart).
+    {first, _} = hd(chunks)
+    {done, _} = List.last(items)
+    assert done - first >= 200
+  end
+
+  test "chain of thought streams its reasoning, then its answer" do
+    fields = [{"reasoning", "Paris is the capital city."}, {"answer", @answer}]
+    s = session(server(fields, 5), module: :chain_of_thought)
+    items = Enum.to_list(Session.stream(s, "qa", %{question: "Capital?"}, timeout: 60_000))
+    streamed = for {:chunk, field, _} <- items, uniq: true, do: field
+    assert streamed == ["reasoning", "answer"]
+    assert {:done, %{"reasoning" => _, "answer" => _}} = List.last(items)
+  end
+
+  test "taking two chunks cancels the job; nothing is left behind" do
+    s = session(server([{"answer", @answer}], 50))
+
+    assert [{:chunk, "answer", _}, {:chunk, "answer", _}] =
+             Enum.take(Session.stream(s, "qa", %{question: "?"}, timeout: 60_000), 2)
+
+    assert eventually(fn -> DSPex.Native.stats().queued == 0 end, 10_000)
+    refute_receive _, 200
+  end
+
+  test "30 concurrent streams all complete" do
+    server = server([{"answer", @answer}], 10)
+
+    results =
+      1..30
+      |> Task.async_stream(
+        fn _ ->
+          Enum.to_list(Session.stream(session(server), "qa", %{question: "?"}, timeout: 120_000))
+        end,
+        max_concurrency: 30,
+        timeout: 180_000
+      )
+      |> Enum.map(fn {:ok, items} -> List.last(items) end)
+
+    assert Enum.all?(results, &match?({:done, %{"answer" => _}}, &1))
+  end
+
+  test "DummyLM does not stream: only the outputs come" do
+    s = Session.open!(lm: {:dummy, %{"" => %{"answer" => "Paris"}}})
+    :ok = Session.create_program(s, "qa", signature: "question -> answer")
+
+    assert Enum.to_list(Session.stream(s, "qa", %{question: "?"})) == [
+             {:done, %{"answer" => "Paris"}}
+           ]
+  end
+
+  test "errors raise DSPex.Native.Error when enumerated" do
+    s = Session.open!(lm: {:dummy, %{"" => %{"answer" => "Paris"}}})
+
+    assert_raise Error, ~r/no program/, fn ->
+      Enum.to_list(Session.stream(s, "nope", %{q: "?"}))
+    end
+
+    assert_raise Error, ~r/fields/, fn -> Enum.to_list(Session.stream(s, "qa", %{}, bogus: 1)) end
+  end
+end
