@@ -103,4 +103,58 @@ defmodule DSPex.Native.StreamTest do
 
     assert_raise Error, ~r/fields/, fn -> Enum.to_list(Session.stream(s, "qa", %{}, bogus: 1)) end
   end
+
+  test "an error after some chunks raises DSPex.Native.Error" do
+    # The answer field never comes: reasoning streams, then parsing the answer fails.
+    s =
+      session(server([{"reasoning", "Thinking about capitals of Europe."}], 5),
+        module: :chain_of_thought
+      )
+
+    parent = self()
+
+    assert_raise Error, fn ->
+      s
+      |> Session.stream("qa", %{question: "?"}, timeout: 60_000)
+      |> Enum.each(&send(parent, {:item, &1}))
+    end
+
+    assert_received {:item, {:chunk, "reasoning", _}}
+    refute_received {:item, {:done, _}}
+  end
+
+  test "ReAct reports its tool calls as status messages" do
+    answers = [
+      %{
+        "next_thought" => "look it up",
+        "next_tool_name" => "weather",
+        "next_tool_args" => %{"city" => "Paris"}
+      },
+      %{"next_thought" => "done", "next_tool_name" => "finish", "next_tool_args" => %{}},
+      %{"reasoning" => "it said so", "answer" => "sunny"}
+    ]
+
+    s = Session.open!(lm: {:dummy, answers})
+
+    weather = %{
+      name: "weather",
+      description: "Weather",
+      args: [city: :string],
+      fun: fn _ -> "sunny" end
+    }
+
+    :ok =
+      Session.create_program(s, "agent",
+        signature: "question -> answer",
+        module: :react,
+        tools: [weather]
+      )
+
+    items =
+      Enum.to_list(Session.stream(s, "agent", %{question: "Weather in Paris?"}, status: true))
+
+    statuses = for {:status, text} <- items, do: text
+    assert Enum.any?(statuses, &(&1 =~ "weather"))
+    assert {:done, %{"answer" => "sunny"}} = List.last(items)
+  end
 end
