@@ -5,6 +5,7 @@ defmodule DSPex.Native.ClusterTest do
 
   import DSPex.Native.TestHelpers
   alias DSPex.Native.{Error, Peer, Py, Ref, Session}
+  alias DSPex.Native.Test.OpenAIServer
 
   @moduletag timeout: 180_000
 
@@ -121,6 +122,27 @@ defmodule DSPex.Native.ClusterTest do
     :ok = :erpc.call(a, DSPex.Native.TestHelpers, :settle, []) && :ok
     assert eventually(fn -> refs.() == before end, 30_000)
     refute cot
+  end
+
+  test "a session on another node streams; halting early cancels it", %{a: a} do
+    {:ok, server} =
+      OpenAIServer.start(
+        chunk_delay_ms: 5,
+        reply: fn _ -> OpenAIServer.dspy_reply(%{"answer" => "one two three four five six"}) end
+      )
+
+    lm = {"openai/test-model", api_base: server.url, api_key: "sk-test", cache: false}
+    s = Session.open!(node: a, lm: lm)
+    :ok = Session.create_program(s, "qa", signature: "question -> answer")
+
+    items = Enum.to_list(Session.stream(s, "qa", %{question: "?"}, timeout: 120_000))
+    assert [_, _ | _] = for({:chunk, "answer", text} <- items, do: text)
+    assert {:done, %{"answer" => "one two three four five six"}} = List.last(items)
+
+    assert [{:chunk, "answer", _}] =
+             Enum.take(Session.stream(s, "qa", %{question: "?"}, timeout: 120_000), 1)
+
+    refute_receive _, 200
   end
 
   test ":least_loaded spreads sessions over the peers", %{a: a, b: b} do

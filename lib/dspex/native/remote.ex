@@ -141,6 +141,22 @@ defmodule DSPex.Native.Remote do
     end
   end
 
+  @doc false
+  # A stream's job on the session's node (spawned from the caller's node); pieces and the
+  # result go to the caller's consumer.
+  def stream_here(id, args, timeout, {consumer, ref} = to) do
+    case :ets.lookup(@table, id) do
+      [{^id, %Session{resource: resource, id: session_id}}] ->
+        DSPex.Native.Streaming.produce(resource, session_id, args, timeout, to)
+
+      _ ->
+        send(
+          consumer,
+          {ref, {:result, {:error, Error.new(:closed, "the remote session is closed")}}}
+        )
+    end
+  end
+
   @ref_first [:py_method, :py_attr, :py_set_attr]
 
   @doc false

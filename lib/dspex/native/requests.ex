@@ -89,7 +89,12 @@ defmodule DSPex.Native.Requests do
     end
   end
 
-  defp stream_here(%Session{node: nil, resource: resource, id: sid}, id, inputs, opts) do
+  defp stream_here(%Session{node: node, resource: resource, id: sid}, id, inputs, opts) do
+    where =
+      if node,
+        do: {:remote, node, elem(NIF.remote_handle_info(resource), 1)},
+        else: {:local, resource, sid}
+
     with {:ok, opts} <- Args.options(opts, [:timeout, :fields, :status]),
          {:ok, id} <- Args.program_id(id),
          :ok <- Args.inputs(inputs),
@@ -100,12 +105,9 @@ defmodule DSPex.Native.Requests do
         opts |> Keyword.get(:fields) |> then(&(&1 && Enum.map(&1, fn f -> to_string(f) end)))
 
       args = %{"id" => id, "inputs" => inputs, "fields" => fields, "status" => status}
-      {:ok, Streaming.stream(resource, sid, args, timeout)}
+      {:ok, Streaming.stream(where, args, timeout)}
     end
   end
-
-  defp stream_here(%Session{}, _id, _inputs, _opts),
-    do: {:error, invalid("streaming is not available yet for sessions on other nodes")}
 
   defp stream_here(other, _id, _inputs, _opts),
     do: {:error, invalid("expected a %DSPex.Native.Session{}, got #{inspect(other)}")}

@@ -12,26 +12,44 @@ defmodule DSPex.Native.Streaming do
   alias DSPex.Native.{Error, Job, NIF}
 
   @doc false
-  def stream(resource, session_id, args, timeout) do
-    Stream.resource(
-      fn -> start(resource, session_id, args, timeout) end,
-      &next/1,
-      &stop/1
-    )
+  # `where` is `{:local, resource, session_id}` or `{:remote, node, id}` (a session another
+  # node holds for this one: the job runs there, its pieces cross as messages).
+  def stream(where, args, timeout) do
+    Stream.resource(fn -> start(where, args, timeout) end, &next/1, &stop/1)
   end
 
-  defp start(resource, session_id, args, timeout) do
+  defp start(where, args, timeout) do
     ref = make_ref()
     consumer = self()
 
     {pid, monitor} =
-      spawn_monitor(fn ->
-        job = {:session_call, [resource, "stream", args]}
-        result = Job.run(job, timeout, [session: session_id], {consumer, ref})
-        send(consumer, {ref, {:result, result}})
-      end)
+      case where do
+        {:local, resource, session_id} ->
+          spawn_monitor(__MODULE__, :produce, [
+            resource,
+            session_id,
+            args,
+            timeout,
+            {consumer, ref}
+          ])
+
+        {:remote, node, id} ->
+          :erlang.spawn_monitor(node, DSPex.Native.Remote, :stream_here, [
+            id,
+            args,
+            timeout,
+            {consumer, ref}
+          ])
+      end
 
     %{ref: ref, pid: pid, monitor: monitor, done: false}
+  end
+
+  @doc false
+  # The process that runs the streaming job; the pieces go to `to`, then the result.
+  def produce(resource, session_id, args, timeout, {consumer, ref} = to) do
+    job = {:session_call, [resource, "stream", args]}
+    send(consumer, {ref, {:result, Job.run(job, timeout, [session: session_id], to)}})
   end
 
   defp next(%{done: true} = state), do: {:halt, state}
@@ -40,7 +58,7 @@ defmodule DSPex.Native.Streaming do
     receive do
       {^ref, {:piece, id, event}} ->
         # Taken: the job may send the next piece.
-        NIF.with_dirty(:callback_reply, [id, {:ok, nil}])
+        reply(state, id, {:ok, nil})
         {[item(event)], state}
 
       {^ref, {:result, {:ok, outputs}}} ->
@@ -58,7 +76,7 @@ defmodule DSPex.Native.Streaming do
   defp item(%{"kind" => "status", "text" => text}), do: {:status, text}
 
   # Idempotent: a monitor of its own waits for the process (at once if it is gone already).
-  defp stop(%{ref: ref, pid: pid, monitor: monitor}) do
+  defp stop(%{ref: ref, pid: pid, monitor: monitor} = state) do
     # Its job is cancelled when the process that waits for it is gone.
     Process.exit(pid, :kill)
     down = Process.monitor(pid)
@@ -68,19 +86,26 @@ defmodule DSPex.Native.Streaming do
     end
 
     Process.demonitor(monitor, [:flush])
-    flush(ref)
+    flush(state, ref)
   end
+
+  # The answer goes to the runtime of the node the job runs on.
+  defp reply(%{pid: pid}, id, answer) when node(pid) == node(),
+    do: NIF.with_dirty(:callback_reply, [id, answer])
+
+  defp reply(%{pid: pid}, id, answer),
+    do: :erpc.cast(node(pid), NIF, :with_dirty, [:callback_reply, [id, answer]])
 
   # Whatever the stream's process sent before it died (signals between two processes keep
   # their order: all of it is here once :DOWN is).
-  defp flush(ref) do
+  defp flush(state, ref) do
     receive do
       {^ref, {:piece, id, _}} ->
-        NIF.with_dirty(:callback_reply, [id, {:error, "the stream was stopped"}])
-        flush(ref)
+        reply(state, id, {:error, "the stream was stopped"})
+        flush(state, ref)
 
       {^ref, _} ->
-        flush(ref)
+        flush(state, ref)
     after
       0 -> :ok
     end
