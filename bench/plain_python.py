@@ -4,6 +4,7 @@
     plain_python.py lm_cpu --url URL --n N              -> {"cpu_ms_per_call", "wall_ms_per_call"}
     plain_python.py lm_threads --url URL --threads T --seconds S -> {"calls_per_s"}
     plain_python.py import_time                         -> {"import_dspy_s"}
+    plain_python.py streams --url URL --streams N       -> {"first_chunk_ms_p50", "chunks_per_s"}
 
 Each mode prints one JSON line on stdout. `dspy` is imported lazily, inside the
 mode, so `import_time` measures a cold import in this fresh process.
@@ -105,6 +106,58 @@ def lm_threads(args):
     emit({"calls_per_s": sum(counts) / (time.perf_counter() - t0)})
 
 
+def streams(args):
+    """N threads, each streaming one answer with dspy.streamify at the same time."""
+    import asyncio
+    import weakref
+
+    import anyio
+    import dspy
+    from dspy.streaming import StreamListener, StreamResponse
+    from dspy.utils import asyncify
+
+    # DSPy's asyncify shares one capacity limiter across event loops; each stream runs its own
+    # loop, and more streams than async_max_workers deadlock. The bridge keeps one per loop;
+    # so does this baseline.
+    limiters = weakref.WeakKeyDictionary()
+
+    def get_limiter():
+        loop = asyncio.get_running_loop()
+        if loop not in limiters:
+            limiters[loop] = anyio.CapacityLimiter(asyncify.get_async_max_workers())
+        return limiters[loop]
+
+    asyncify.get_limiter = get_limiter
+    lm = loopback_lm(dspy, args.url)
+    program = dspy.Predict("question -> answer")
+    firsts, counts = [], []
+
+    def one():
+        # A StreamListener keeps state: one per stream, as the bridge does.
+        listener = StreamListener(signature_field_name="answer")
+        streamed = dspy.streamify(program, stream_listeners=[listener], async_streaming=False)
+        with dspy.context(lm=lm):
+            t0, first, n = time.perf_counter(), None, 0
+            for item in streamed(question=QUESTION):
+                if isinstance(item, StreamResponse):
+                    first = first if first is not None else time.perf_counter() - t0
+                    n += 1
+        firsts.append(first)
+        counts.append(n)
+
+    one()  # warm-up
+    firsts.clear()
+    counts.clear()
+    threads = [threading.Thread(target=one) for _ in range(args.streams)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    emit({"first_chunk_ms_p50": percentile(sorted(firsts), 0.5) * 1e3, "chunks_per_s": sum(counts) / elapsed})
+
+
 def import_time(_args):
     t0 = time.perf_counter()
     import dspy  # noqa: F401
@@ -125,8 +178,12 @@ def main(argv):
     p.add_argument("--threads", type=int, default=8)
     p.add_argument("--seconds", type=float, default=2.0)
     sub.add_parser("import_time")
+    p = sub.add_parser("streams")
+    p.add_argument("--url", required=True)
+    p.add_argument("--streams", type=int, default=64)
     args = parser.parse_args(argv)
-    {"predict": predict, "lm_cpu": lm_cpu, "lm_threads": lm_threads, "import_time": import_time}[args.mode](args)
+    modes = {"predict": predict, "lm_cpu": lm_cpu, "lm_threads": lm_threads, "import_time": import_time, "streams": streams}
+    modes[args.mode](args)
 
 
 if __name__ == "__main__":

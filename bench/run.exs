@@ -297,6 +297,76 @@ defmodule Bench do
     throughput(8, secs, call)
   end
 
+  # 64 streams at once against a server that streams each answer word by word, 5 ms apart:
+  # the median time to the first chunk, and chunks per second over all of them.
+  def streaming(q) do
+    text = "The capital of France is Paris, a city on the Seine with many old bridges."
+
+    {:ok, server} =
+      OpenAIServer.start(
+        chunk_delay_ms: 5,
+        record: false,
+        reply: fn _ -> OpenAIServer.dspy_reply(%{"answer" => text}) end
+      )
+
+    lm =
+      {"openai/gpt-4o-mini", api_base: server.url, api_key: "test", cache: false, num_retries: 0}
+
+    n = 64
+
+    round = fn ->
+      t0 = System.monotonic_time(:microsecond)
+
+      results =
+        1..n
+        |> Task.async_stream(
+          fn _ ->
+            s = Session.open!(lm: lm)
+            :ok = Session.create_program(s, "p", signature: "question -> answer")
+            start = System.monotonic_time(:microsecond)
+
+            items =
+              Enum.map(Session.stream(s, "p", %{question: "What is 2+2?"}, timeout: 120_000), fn
+                item -> {System.monotonic_time(:microsecond), item}
+              end)
+
+            chunks = for {t, {:chunk, _, _}} <- items, do: t
+            {(hd(chunks) - start) / 1_000, length(chunks)}
+          end,
+          max_concurrency: n,
+          timeout: 180_000
+        )
+        |> Enum.map(fn {:ok, r} -> r end)
+
+      elapsed = (System.monotonic_time(:microsecond) - t0) / 1_000_000
+
+      {median(Enum.map(results, &elem(&1, 0))),
+       Enum.sum(Enum.map(results, &elem(&1, 1))) / elapsed}
+    end
+
+    round.()
+    measured = for _ <- 1..if(q, do: 1, else: 3), do: round.()
+    plain = plain_python(["streams", "--url", server.url, "--streams", "#{n}"])
+    OpenAIServer.stop(server)
+
+    [
+      row(
+        "8. streaming (64 streams, 5 ms/chunk)",
+        "time to first chunk, p50",
+        median(Enum.map(measured, &elem(&1, 0))),
+        "ms",
+        plain: plain["first_chunk_ms_p50"]
+      ),
+      row(
+        "8. streaming (64 streams, 5 ms/chunk)",
+        "chunks/s",
+        median(Enum.map(measured, &elem(&1, 1))),
+        "/s",
+        plain: plain["chunks_per_s"]
+      )
+    ]
+  end
+
   def lifecycle(q) do
     secs = if q, do: 2, else: 5
     count = if q, do: 2_000, else: 10_000
@@ -596,6 +666,7 @@ defmodule Bench do
           &lm_bound(port, &1),
           fn q -> lifecycle(q) end,
           fn q -> startup(q) end,
+          fn q -> streaming(q) end,
           fn q -> cluster(q) end
         ],
         fn workload ->

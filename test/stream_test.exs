@@ -68,21 +68,33 @@ defmodule DSPex.Native.StreamTest do
     refute_receive _, 200
   end
 
-  test "30 concurrent streams all complete" do
+  test "50 concurrent streams all complete, in flight together" do
     server = server([{"answer", @answer}], 10)
 
     results =
-      1..30
+      1..50
       |> Task.async_stream(
         fn _ ->
-          Enum.to_list(Session.stream(session(server), "qa", %{question: "?"}, timeout: 120_000))
+          s = session(server)
+          stream = Session.stream(s, "qa", %{question: "?"}, timeout: 120_000)
+          [first | _] = items = Enum.map(stream, &{System.monotonic_time(), &1})
+          {elem(first, 0), elem(List.last(items), 0), List.last(items) |> elem(1)}
         end,
-        max_concurrency: 30,
+        max_concurrency: 50,
         timeout: 180_000
       )
-      |> Enum.map(fn {:ok, items} -> List.last(items) end)
+      |> Enum.map(fn {:ok, result} -> result end)
 
-    assert Enum.all?(results, &match?({:done, %{"answer" => _}}, &1))
+    assert Enum.all?(results, &match?({_, _, {:done, %{"answer" => _}}}, &1))
+    # Streams overlapped: one got its first piece before an earlier one had its last.
+    sorted = Enum.sort_by(results, &elem(&1, 0))
+
+    {overlaps, _} =
+      Enum.reduce(sorted, {0, nil}, fn {first, last, _}, {n, latest} ->
+        {if(latest && first < latest, do: n + 1, else: n), max(latest || last, last)}
+      end)
+
+    assert overlaps > 0
   end
 
   test "DummyLM does not stream: only the outputs come" do
