@@ -13,9 +13,10 @@ defmodule DSPex.Native.LM do
   * `{"openai/gpt-4o-mini", api_key: ..., api_base: ..., temperature: ...}`: options
     passed on to `dspy.LM`, except `cache:` (below);
   * `{:dummy, answers}`: DSPy's `DummyLM`, for tests and offline work. A list of output maps
-    is consumed one per call; a map from a substring of the prompt to an output map answers
-    whichever prompt contains the substring (substrings are tried in the map's order, which
-    for an Elixir map is sorted, so `""` — matching everything — comes first).
+    is consumed one per call, and a call after the last is an error that says so; a map from
+    a substring of the prompt to an output map answers whichever prompt contains the
+    substring, the longest substring first (`""` matches every prompt, so it comes last);
+    a prompt that no key matches is an error.
 
   API keys stay in Python: they never appear in `inspect/1`, `info/1`, errors or logs.
 

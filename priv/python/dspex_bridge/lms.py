@@ -42,8 +42,7 @@ def build(spec):
                 raise BridgeError("invalid_argument", "{:dummy, answers}: every value must be a map of output fields")
         else:
             raise BridgeError("invalid_argument", "{:dummy, answers}: answers must be a list or a map")
-        answers = _plain_keys(answers)
-        return LMConfig(DummyLM(answers), "dummy")
+        return LMConfig(_dummy(_plain_keys(answers)), "dummy")
     if kind == "lm":
         model = spec.get("model")
         if not isinstance(model, str) or not model.strip():
@@ -67,6 +66,42 @@ def from_object(lm):
     options = getattr(lm, "kwargs", None)
     options = options if isinstance(options, dict) else {}
     return LMConfig(lm, str(getattr(lm, "model", type(lm).__name__)), secrets_of({"kwargs": options}))
+
+
+class _Scripted:
+    """A DummyLM's list of answers: used up, it says so (DSPy would answer "No more
+    responses" as if it were the LM's text)."""
+
+    def __init__(self, answers):
+        self._answers = iter(answers)
+        self._count = len(answers)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        for answer in self._answers:
+            return answer
+        raise RuntimeError(f"DummyLM: all {self._count} scripted answers were used; give more, or a map")
+
+
+class _NoMatch(dict):
+    """The last entry of a DummyLM map: reached when no key occurs in the prompt."""
+
+    def items(self):
+        raise RuntimeError("DummyLM: no key of the answers map occurs in the prompt")
+
+
+def _dummy(answers):
+    lm = DummyLM(answers)
+    if isinstance(answers, list):
+        lm.answers = _Scripted(answers)
+    else:
+        # The most specific (longest) key first; "" (any prompt) last.
+        ordered = dict(sorted(answers.items(), key=lambda kv: -len(kv[0])))
+        ordered.setdefault("", _NoMatch())
+        lm.answers = ordered
+    return lm
 
 
 _SECRET_WORDS = ("key", "token", "secret", "password")

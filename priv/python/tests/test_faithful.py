@@ -128,3 +128,22 @@ def test_a_session_adapter_applies_to_every_program(open_session, server):
     assert "Respond with a JSON object" in http.requests[0][1]["messages"][-1]["content"]
     ok(bridge.call(s, "configure", {"adapter": None}))
     assert "adapter" not in s.settings
+
+
+def test_a_used_up_dummy_list_is_an_error_that_says_so(open_session):
+    s = open_session(dummy({"answer": "only one"}))
+    ok(bridge.call(s, "create_program", {"id": "p", "signature": "question -> answer"}))
+    assert ok(bridge.call(s, "execute", {"id": "p", "inputs": {"question": "?"}})) == {"answer": "only one"}
+    error = err(bridge.call(s, "execute", {"id": "p", "inputs": {"question": "?"}}), "python_error")
+    assert "all 1 scripted answers were used" in error["message"]
+
+
+def test_a_dummy_map_prefers_the_longest_key_and_fails_when_none_matches(open_session):
+    s = open_session(dummy_by_substring({"": {"answer": "any"}, "France": {"answer": "Paris"}}))
+    ok(bridge.call(s, "create_program", {"id": "p", "signature": "question -> answer"}))
+    assert ok(bridge.call(s, "execute", {"id": "p", "inputs": {"question": "Capital of France?"}})) == {"answer": "Paris"}
+    assert ok(bridge.call(s, "execute", {"id": "p", "inputs": {"question": "Capital of Peru?"}})) == {"answer": "any"}
+    strict = open_session(dummy_by_substring({"France": {"answer": "Paris"}}))
+    ok(bridge.call(strict, "create_program", {"id": "p", "signature": "question -> answer"}))
+    error = err(bridge.call(strict, "execute", {"id": "p", "inputs": {"question": "Peru?"}}), "python_error")
+    assert "no key of the answers map occurs in the prompt" in error["message"]

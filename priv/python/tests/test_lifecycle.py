@@ -155,7 +155,7 @@ def test_history_per_session_is_bounded(open_session):
     old = session_module.HISTORY_SIZE
     session_module.HISTORY_SIZE = 5
     try:
-        s = open_session(dummy({"answer": "x"}))
+        s = open_session(dummy(*[{"answer": "x"}] * 12))
         ok(call(s, "create_program", {"id": "p", "signature": "q -> answer"}))
         for n in range(12):
             ok(call(s, "execute", {"id": "p", "inputs": {"q": str(n)}}))

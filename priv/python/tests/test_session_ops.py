@@ -257,8 +257,9 @@ def test_reset_drops_every_program_but_keeps_the_lm(open_session):
 
 
 def test_info_counts_executions_and_failures(open_session):
-    # The second answer lacks the output field, so that execution fails to parse.
-    session = open_session(dummy({"answer": "1"}, {"wrong": "2"}, {"answer": "3"}))
+    # The second answer lacks the output field, so that execution fails to parse (ChatAdapter
+    # then retries with JSONAdapter, which takes the third).
+    session = open_session(dummy({"answer": "1"}, {"wrong": "2"}, {"wrong": "2"}, {"answer": "3"}))
     ok(call(session, "create_program", {"id": "qa", "signature": "question -> answer"}))
     ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}))
     failure = err(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}}), "python_error")
