@@ -90,9 +90,10 @@ defmodule DSPex.Native.Requests do
   end
 
   defp stream_here(%Session{node: node, resource: resource, id: sid}, id, inputs, opts) do
+    # The stream keeps the handle: while it runs, the session cannot be collected (and closed).
     where =
       if node,
-        do: {:remote, node, elem(NIF.remote_handle_info(resource), 1)},
+        do: {:remote, node, elem(NIF.remote_handle_info(resource), 1), resource},
         else: {:local, resource, sid}
 
     with {:ok, opts} <- Args.options(opts, [:timeout, :fields, :status]),

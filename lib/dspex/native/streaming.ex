@@ -12,8 +12,9 @@ defmodule DSPex.Native.Streaming do
   alias DSPex.Native.{Error, Job, NIF}
 
   @doc false
-  # `where` is `{:local, resource, session_id}` or `{:remote, node, id}` (a session another
-  # node holds for this one: the job runs there, its pieces cross as messages).
+  # `where` is `{:local, resource, session_id}` or `{:remote, node, id, handle}` (a session
+  # another node holds for this one: the job runs there, its pieces cross as messages). The
+  # state keeps `where`, so the session's handle lives as long as the stream.
   def stream(where, args, timeout) do
     Stream.resource(fn -> start(where, args, timeout) end, &next/1, &stop/1)
   end
@@ -33,7 +34,7 @@ defmodule DSPex.Native.Streaming do
             {consumer, ref}
           ])
 
-        {:remote, node, id} ->
+        {:remote, node, id, _handle} ->
           :erlang.spawn_monitor(node, DSPex.Native.Remote, :stream_here, [
             id,
             args,
@@ -42,7 +43,7 @@ defmodule DSPex.Native.Streaming do
           ])
       end
 
-    %{ref: ref, pid: pid, monitor: monitor, done: false}
+    %{ref: ref, pid: pid, monitor: monitor, done: false, where: where}
   end
 
   @doc false
