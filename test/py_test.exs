@@ -75,6 +75,7 @@ defmodule DSPex.Native.PyTest do
              Py.call(a, "os.system", ["id"])
 
     assert m =~ "'os' is not importable" and m =~ "importable"
+    assert {:error, %Error{reason: :invalid_argument}} = Py.call(a, "dspy.Example", [[1 | 2]])
   end
 
   @tag :tmp_dir

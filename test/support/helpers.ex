@@ -111,22 +111,11 @@ defmodule DSPex.Native.TestHelpers do
   asynchronous exception) and records in `dspex_test_probe.events` how it ended.
   """
   def spin_source(tag, seconds) do
-    """
-    import sys, time, types
-    probe = sys.modules.setdefault("dspex_test_probe", types.ModuleType("dspex_test_probe"))
-    if not hasattr(probe, "events"):
-        probe.events = []
-    probe.events.append(("started", #{inspect(tag)}))
-    try:
-        end = time.monotonic() + #{seconds}
-        while time.monotonic() < end:
-            pass
-        probe.events.append(("finished", #{inspect(tag)}))
-    except BaseException as exc:
-        probe.events.append((type(exc).__name__, #{inspect(tag)}))
-        raise
-    result = "#{tag}"
-    """
+    probe_source(tag, """
+    end = time.monotonic() + #{seconds}
+    while time.monotonic() < end:
+        pass
+    """)
   end
 
   @doc """
@@ -135,6 +124,15 @@ defmodule DSPex.Native.TestHelpers do
   busy worker that the test, not the clock, sets free.
   """
   def held_source(tag, flag) do
+    probe_source(tag, """
+    while not os.path.exists(#{inspect(flag)}):
+        time.sleep(0.005)
+    """)
+  end
+
+  # A job whose `wait` (Python, at the try block's indentation) is wrapped in the events
+  # `spin_source/2` and `held_source/2` record: started, then finished or the exception.
+  defp probe_source(tag, wait) do
     """
     import os, sys, time, types
     probe = sys.modules.setdefault("dspex_test_probe", types.ModuleType("dspex_test_probe"))
@@ -142,9 +140,7 @@ defmodule DSPex.Native.TestHelpers do
         probe.events = []
     probe.events.append(("started", #{inspect(tag)}))
     try:
-        while not os.path.exists(#{inspect(flag)}):
-            time.sleep(0.005)
-        probe.events.append(("finished", #{inspect(tag)}))
+    #{String.replace(wait, ~r/^/m, "    ")}    probe.events.append(("finished", #{inspect(tag)}))
     except BaseException as exc:
         probe.events.append((type(exc).__name__, #{inspect(tag)}))
         raise

@@ -10,7 +10,7 @@ defmodule DSPex.Native.Ref do
   which every use answers `:closed`). `inspect/1` shows the Python type, never the object.
   """
 
-  alias DSPex.Native.{Error, NIF, Session, Tool}
+  alias DSPex.Native.{Args, Error, NIF, Session, Tool}
 
   @enforce_keys [:session, :id, :type]
   defstruct [:session, :id, :type, :handle]
@@ -47,17 +47,41 @@ defmodule DSPex.Native.Ref do
   end
 
   @doc false
+  # `term` with its parts replaced, outside in: `fun` returns `{:ok, replacement}` for a part
+  # it replaces, or `:descend` to go into (proper) lists, tuples and plain maps' values. The
+  # one walk for every place refs cross (arguments, results, other nodes).
+  def map_terms(term, fun) do
+    case fun.(term) do
+      {:ok, replacement} -> replacement
+      :descend -> descend(term, fun)
+    end
+  end
+
+  defp descend(list, fun) when is_list(list) do
+    # An improper list is left as it is: the NIF refuses it, naming where it is.
+    if Args.proper_list?(list), do: Enum.map(list, &map_terms(&1, fun)), else: list
+  end
+
+  defp descend(tuple, fun) when is_tuple(tuple),
+    do: tuple |> Tuple.to_list() |> Enum.map(&map_terms(&1, fun)) |> List.to_tuple()
+
+  defp descend(map, fun) when is_map(map) and not is_struct(map),
+    do: Map.new(map, fn {k, v} -> {k, map_terms(v, fun)} end)
+
+  defp descend(other, _fun), do: other
+
+  @doc false
   # Arguments for Python: refs as markers (of `session` only), functions as handles that
   # Python calls back (a function gets as many of Python's arguments as its arity takes).
   def encode_args(session, args) do
-    {:ok, Enum.map(args, &encode(session, &1))}
+    {:ok, map_terms(args, &encode(session, &1))}
   catch
     {:invalid, error} -> {:error, error}
   end
 
   defp encode(session, %__MODULE__{} = ref) do
     case marker(session, ref) do
-      {:ok, marker} -> marker
+      {:ok, marker} -> {:ok, marker}
       {:error, error} -> throw({:invalid, error})
     end
   end
@@ -65,42 +89,26 @@ defmodule DSPex.Native.Ref do
   defp encode(session, fun) when is_function(fun) do
     {:arity, arity} = Function.info(fun, :arity)
 
-    Tool.fun_handle(fn args when is_list(args) ->
-      args = wrap(session, args) ++ List.duplicate(nil, arity)
-      apply(fun, Enum.take(args, arity))
-    end)
+    {:ok,
+     Tool.fun_handle(fn args when is_list(args) ->
+       args = wrap(session, args) ++ List.duplicate(nil, arity)
+       apply(fun, Enum.take(args, arity))
+     end)}
   end
 
-  defp encode(session, list) when is_list(list), do: Enum.map(list, &encode(session, &1))
-
-  defp encode(session, tuple) when is_tuple(tuple),
-    do: tuple |> Tuple.to_list() |> Enum.map(&encode(session, &1)) |> List.to_tuple()
-
-  defp encode(session, map) when is_map(map) and not is_struct(map),
-    do: Map.new(map, fn {k, v} -> {k, encode(session, v)} end)
-
-  defp encode(_session, other), do: other
+  defp encode(_session, _other), do: :descend
 
   @doc false
   # Every ref marker Python returned in `term` (`{:"$dspex_ref", id, type}`) as a %Ref{},
   # each with a handle whose collection releases the object.
   def wrap(%Session{} = session, term) do
-    case term do
+    map_terms(term, fn
       {:"$dspex_ref", id, type} when is_integer(id) and is_binary(type) ->
-        %__MODULE__{session: session, id: id, type: type, handle: handle(session, id)}
+        {:ok, %__MODULE__{session: session, id: id, type: type, handle: handle(session, id)}}
 
-      list when is_list(list) ->
-        Enum.map(list, &wrap(session, &1))
-
-      tuple when is_tuple(tuple) ->
-        tuple |> Tuple.to_list() |> Enum.map(&wrap(session, &1)) |> List.to_tuple()
-
-      map when is_map(map) and not is_struct(map) ->
-        Map.new(map, fn {k, v} -> {k, wrap(session, v)} end)
-
-      other ->
-        other
-    end
+      _ ->
+        :descend
+    end)
   end
 
   # Remote sessions' refs live on the session's node: their handle is made there.

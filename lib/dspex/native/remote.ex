@@ -173,46 +173,42 @@ defmodule DSPex.Native.Remote do
   end
 
   # A caller's ref to an object held here, as the local ref it stands for.
-  defp import_refs(%Ref{session: %Session{node: node}, id: key} = ref) when node == node() do
-    case :ets.lookup(@table, key) do
-      [{^key, %Ref{} = local}] -> local
-      _ -> %{ref | session: %{ref.session | node: :released}}
-    end
-  end
+  defp import_refs(args) do
+    Ref.map_terms(args, fn
+      %Ref{session: %Session{node: node}, id: key} = ref when node == node() ->
+        case :ets.lookup(@table, key) do
+          [{^key, %Ref{} = local}] -> {:ok, local}
+          _ -> {:ok, %{ref | session: %{ref.session | node: :released}}}
+        end
 
-  defp import_refs(list) when is_list(list), do: Enum.map(list, &import_refs/1)
-  defp import_refs(map) when is_map(map) and not is_struct(map), do: Map.new(map, &import_refs/1)
-  defp import_refs(tuple) when is_tuple(tuple), do: map_tuple(tuple, &import_refs/1)
-  defp import_refs(other), do: other
+      _ ->
+        :descend
+    end)
+  end
 
   # Local refs in a result, held here for the caller's node, as `{:"$dspex_remote_ref", key, type}`.
-  defp export_refs(%Ref{type: type} = ref, caller_node),
-    do: {:"$dspex_remote_ref", GenServer.call(__MODULE__, {:hold_ref, ref, caller_node}), type}
+  defp export_refs(result, caller_node) do
+    Ref.map_terms(result, fn
+      %Ref{type: type} = ref ->
+        {:ok,
+         {:"$dspex_remote_ref", GenServer.call(__MODULE__, {:hold_ref, ref, caller_node}), type}}
 
-  defp export_refs(list, node) when is_list(list), do: Enum.map(list, &export_refs(&1, node))
-
-  defp export_refs(map, node) when is_map(map) and not is_struct(map),
-    do: Map.new(map, fn {k, v} -> {k, export_refs(v, node)} end)
-
-  defp export_refs(tuple, node) when is_tuple(tuple), do: map_tuple(tuple, &export_refs(&1, node))
-  defp export_refs(other, _node), do: other
-
-  defp wrap_refs(session, {:"$dspex_remote_ref", key, type}) do
-    handle = NIF.remote_handle(Atom.to_string(session.node), key)
-    %Ref{session: session, id: key, type: type, handle: handle}
+      _ ->
+        :descend
+    end)
   end
 
-  defp wrap_refs(session, list) when is_list(list), do: Enum.map(list, &wrap_refs(session, &1))
+  # On the caller's node: the markers as refs whose handles release the objects there.
+  defp wrap_refs(session, result) do
+    Ref.map_terms(result, fn
+      {:"$dspex_remote_ref", key, type} ->
+        handle = NIF.remote_handle(Atom.to_string(session.node), key)
+        {:ok, %Ref{session: session, id: key, type: type, handle: handle}}
 
-  defp wrap_refs(session, map) when is_map(map) and not is_struct(map),
-    do: Map.new(map, fn {k, v} -> {k, wrap_refs(session, v)} end)
-
-  defp wrap_refs(session, tuple) when is_tuple(tuple),
-    do: map_tuple(tuple, &wrap_refs(session, &1))
-
-  defp wrap_refs(_session, other), do: other
-
-  defp map_tuple(tuple, fun), do: tuple |> Tuple.to_list() |> Enum.map(fun) |> List.to_tuple()
+      _ ->
+        :descend
+    end)
+  end
 
   @impl true
   def init(nil) do
