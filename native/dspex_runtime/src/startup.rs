@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use crate::bootstrap;
 use crate::bridge::Engine;
 use crate::callbacks;
-use crate::config::{self, Config};
+use crate::config::{self, Config, PythonEnv};
 use crate::control;
 use crate::pool::{Pool, Status};
 use crate::workers;
@@ -20,11 +20,11 @@ pub const BUILD_PYTHON: &str = env!("DSPEX_BUILD_PYTHON");
 
 /// The Python runtime's main thread: starts the interpreter, then stays alive so that
 /// Python's notion of its main thread stays valid (signal handling lives there).
-pub fn python_main(pool: &'static Pool, config: Config) {
+pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
     let span = tracing::info_span!("startup");
     let entered = span.enter();
     let started = std::time::Instant::now();
-    let engine = boot(&config);
+    let engine = boot(&config, &env);
     let warm = match engine {
         Ok((engine, bridge)) => {
             pool.set_engine(engine);
@@ -60,29 +60,34 @@ pub fn python_main(pool: &'static Pool, config: Config) {
     }
 }
 
-fn boot(config: &Config) -> Result<(Engine, Py<PyModule>), String> {
+/// The environment `config` names, checked without starting Python: it exists, it was made
+/// by the Python the NIF is linked against, and dspy is installed in it.
+pub fn environment(config: &Config) -> Result<PythonEnv, String> {
     let python = config
         .python
         .clone()
         .unwrap_or_else(|| PathBuf::from(BUILD_PYTHON));
     let env = config::resolve_python(&python)?;
-    let libpython = bootstrap::promote_libpython()?;
     let linked = bootstrap::linked_version();
+    let Some(version) = &env.version else {
+        return Err(format!(
+            "{} has no pyvenv.cfg: point DSPEX_PYTHON at a venv made by Python {}",
+            env.prefix.display(),
+            linked.split_whitespace().next().unwrap_or("")
+        ));
+    };
+    config::check_version(version, &linked)?;
+    config::check_dspy(&env, version)?;
+    Ok(env)
+}
+
+fn boot(config: &Config, env: &PythonEnv) -> Result<(Engine, Py<PyModule>), String> {
+    let libpython = bootstrap::promote_libpython()?;
     tracing::info!(libpython, python = %env.executable.display(), "starting Python");
-    match &env.version {
-        Some(v) => config::check_version(v, &linked)?,
-        None => {
-            return Err(format!(
-                "{} has no pyvenv.cfg: point DSPEX_PYTHON at a venv made by Python {}",
-                env.prefix.display(),
-                linked.split_whitespace().next().unwrap_or("")
-            ))
-        }
-    }
     bootstrap::disable_openssl_atexit();
-    bootstrap::initialize(&env)?;
+    bootstrap::initialize(env)?;
     Python::attach(|py| {
-        let bridge = bootstrap::import_bridge(py, &env, &config.bridge_path)?;
+        let bridge = bootstrap::import_bridge(py, env, &config.bridge_path)?;
         let get = |name: &str| {
             bridge
                 .getattr(name)
