@@ -59,7 +59,7 @@ defmodule DSPex.Native.Application do
   @doc false
   def config do
     %{
-      "python" => string(setting(:python, "DSPEX_PYTHON")),
+      "python" => DSPex.Native.Environment.venv(),
       "workers" => setting(:workers, "DSPEX_WORKERS"),
       "max_workers" => setting(:max_workers, "DSPEX_MAX_WORKERS"),
       "queue_size" => setting(:queue_size, "DSPEX_QUEUE_SIZE"),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// What `DSPex.Native.Application` passes at start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// A venv directory or a python executable; `None` means the build-time environment.
+    /// A venv directory or a python executable; `None` fails start-up (it has no default).
     pub python: Option<PathBuf>,
     /// Python worker threads kept ready.
     pub workers: usize,
@@ -75,7 +75,7 @@ pub fn resolve_python(given: &Path) -> Result<PythonEnv, String> {
     };
     if !executable.exists() {
         return Err(format!(
-            "no Python environment at {} (looked for {}); create it with `make venv` or set DSPEX_PYTHON",
+            "no Python environment at {} (looked for {}); create it with `mix dspex_native.setup` or set DSPEX_PYTHON",
             given.display(),
             executable.display()
         ));
@@ -115,7 +115,7 @@ pub fn check_version(venv_version: &str, linked_version: &str) -> Result<(), Str
         Err(format!(
             "the environment was made by Python {venv_version}, but the NIF is linked against \
              libpython {linked}; use a venv made by that Python, or rebuild the NIF with \
-             PYO3_PYTHON pointing at the environment's python"
+             PYO3_PYTHON pointing at the Python that made the environment"
         ))
     }
 }
