@@ -56,6 +56,11 @@ def stamp_for(requirements):
     return f"{digest} {platform.python_version()}"
 
 
+def describe(stamp):
+    digest, _, version = stamp.partition(" ")
+    return f"requirements {digest}, Python {version}"
+
+
 def read(path):
     try:
         with open(path) as f:
@@ -185,7 +190,7 @@ def cmd_setup(args):
     current = os.path.exists(os.path.join(venv, "bin", "python"))
     if current and read(os.path.join(venv, STAMP)) == want and not args.force:
         if not args.quiet:
-            say(f"dspex_native: the Python environment at {venv} is up to date ({want})")
+            say(f"dspex_native: the Python environment at {venv} is up to date ({describe(want)})")
         return
     uv = find_uv() if args.installer in ("auto", "uv") else None
     if args.installer == "uv" and uv is None:
