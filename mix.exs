@@ -20,32 +20,36 @@ defmodule Mix.Tasks.Compile.DspexNative do
 
   @impl true
   def run(args) do
-    root = Path.dirname(Mix.Project.project_file())
+    root = root()
     python = build_python!(root)
     installed = Path.join([root, "priv", "native", @lib])
     inputs = inputs(root, python)
+    manifest = manifest(root)
 
-    if "--force" not in args and File.exists?(installed) and read_manifest() == inputs do
+    if "--force" not in args and File.exists?(installed) and read_manifest(manifest) == inputs do
       {:noop, []}
     else
       build!(root, python)
       copy(Path.join([target_dir(root), "release", @lib]), installed)
-      File.mkdir_p!(Path.dirname(manifest()))
-      File.write!(manifest(), :erlang.term_to_binary(inputs))
+      File.write!(manifest, :erlang.term_to_binary(inputs))
       {:ok, []}
     end
   end
 
   @impl true
-  def manifests, do: [manifest()]
+  def manifests, do: [manifest(root())]
 
   @impl true
-  def clean, do: File.rm(manifest())
+  def clean, do: File.rm(manifest(root()))
 
-  defp manifest, do: Path.join(Mix.Project.manifest_path(), @manifest)
+  defp root, do: Path.dirname(Mix.Project.project_file())
 
-  defp read_manifest do
-    case File.read(manifest()) do
+  # Beside cargo's output, not per Mix env: every env (and every app using this checkout as
+  # a path dependency) shares the one library in priv/native.
+  defp manifest(root), do: Path.join(target_dir(root), @manifest)
+
+  defp read_manifest(path) do
+    case File.read(path) do
       {:ok, binary} -> :erlang.binary_to_term(binary)
       {:error, _} -> nil
     end

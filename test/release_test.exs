@@ -64,7 +64,13 @@ defmodule DSPex.Native.ReleaseTest do
     File.rename!(app, app <> "_gone")
     on_exit(fn -> File.rm_rf!(tmp) end)
 
-    other = linked_venv(Path.join(tmp, "venv"))
+    # The venv made as the README's container recipe makes it: the release's own script.
+    other = Path.join(tmp, "venv")
+    [script] = Path.wildcard(Path.join(release, "lib/dspex_native-*/priv/dspex_venv.py"))
+    {:ok, python} = DSPex.Native.Environment.build_python()
+    {out, status} = System.cmd(python, [script, "setup", other], stderr_to_stdout: true)
+    assert status == 0, out
+
     out = eval(release, [{"REL_APP_VENV", other}, {"DSPEX_PYTHON", nil}])
     assert beam_line(out, "SETTING") == inspect({:config, other})
     assert beam_line(out, "RESULT") == ~s({:ok, %{"answer" => "from the moved release"}})
