@@ -1,0 +1,133 @@
+defmodule Bench.Measure do
+  @moduledoc """
+  How figures are taken: interleaved rounds, latency samples, throughput windows, and
+  waits for a quiet machine between them.
+  """
+
+  alias Bench.Stats
+
+  @doc """
+  Runs `rounds` rounds of `contenders` (`[{name, fun}]`), each contender once per round,
+  the order rotated by one every round so none always runs first or last. Returns
+  `%{name => [figure per round]}`. Before the rounds, each contender has one unmeasured
+  turn (`warmup: false` skips it). After every turn, waits for dspex_native's pool to be
+  idle (`settle/0`).
+  """
+  def rounds(rounds, contenders, opts \\ []) do
+    if Keyword.get(opts, :warmup, true), do: Enum.each(contenders, fn {_, fun} -> turn(fun) end)
+    k = length(contenders)
+
+    results =
+      for r <- 0..(rounds - 1),
+          {name, fun} <- rotate(contenders, rem(r, k)),
+          do: {name, turn(fun)}
+
+    Enum.group_by(results, &elem(&1, 0), &elem(&1, 1))
+  end
+
+  defp turn(fun) do
+    figure = fun.()
+    settle()
+    figure
+  end
+
+  @doc "`%{name => [x]}` from `%{name => [%{key => x}]}`."
+  def pick(rounds, key), do: Map.new(rounds, fn {name, xs} -> {name, Enum.map(xs, & &1[key])} end)
+
+  defp rotate(list, n), do: Enum.drop(list, n) ++ Enum.take(list, n)
+
+  @doc "Latencies (µs) of `n` sequential calls of `fun`, after `warm` unmeasured ones."
+  def latencies(fun, n, warm) do
+    for _ <- 1..warm//1, do: fun.()
+
+    for _ <- 1..n do
+      t0 = System.monotonic_time(:nanosecond)
+      fun.()
+      (System.monotonic_time(:nanosecond) - t0) / 1_000
+    end
+  end
+
+  @doc "One latency round: `%{p50, p99}` in µs."
+  def latency(fun, n, warm) do
+    xs = latencies(fun, n, warm)
+    %{p50: Stats.median(xs), p99: Stats.percentile(xs, 0.99)}
+  end
+
+  @doc """
+  Calls per second of `procs` processes each calling `fun.(i)` for `seconds`. Calls in
+  flight at the deadline still finish and count: the rate divides by the real elapsed time.
+  """
+  def throughput(procs, seconds, fun) do
+    t0 = System.monotonic_time(:microsecond)
+    deadline = t0 + round(seconds * 1.0e6)
+
+    count =
+      1..procs
+      |> Enum.map(fn i -> Task.async(fn -> loop(fun, i, deadline, 0) end) end)
+      |> Task.await_many(:infinity)
+      |> Enum.sum()
+
+    count / ((System.monotonic_time(:microsecond) - t0) / 1.0e6)
+  end
+
+  defp loop(fun, i, deadline, n) do
+    if System.monotonic_time(:microsecond) >= deadline do
+      n
+    else
+      fun.(i)
+      loop(fun, i, deadline, n + 1)
+    end
+  end
+
+  @doc """
+  Waits until dspex_native's pool has nothing queued (closed sessions freed, no job
+  waiting): a turn must not pay for the previous one's leftovers.
+  """
+  def settle do
+    wait(fn -> idle?(DSPex.Native.stats()) end, 30_000)
+    :ok
+  end
+
+  defp idle?(stats), do: stats.releases_queued == 0 and stats.queued == 0
+
+  @doc """
+  Waits (up to `timeout` ms) until this OS process uses at most 10% of a core over 200 ms
+  (for instance, until the runtime's background import of litellm is done).
+  """
+  def quiet(timeout \\ 20_000) do
+    wait(
+      fn ->
+        c0 = cpu_ms()
+        Process.sleep(200)
+        cpu_ms() - c0 <= 20
+      end,
+      timeout
+    )
+
+    :ok
+  end
+
+  @doc "CPU time (user + system, ms, 10 ms resolution) this OS process has used."
+  def cpu_ms do
+    # Past the command name (which may hold spaces), utime and stime are fields 12 and 13.
+    [_, rest] = String.split(File.read!("/proc/self/stat"), ") ", parts: 2)
+    fields = String.split(rest)
+    10 * (String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12)))
+  end
+
+  @doc "Polls `fun` every millisecond until it is true (true) or `timeout` ms passed (false)."
+  def wait(fun, timeout), do: wait_until(fun, System.monotonic_time(:millisecond) + timeout)
+
+  defp wait_until(fun, deadline) do
+    cond do
+      fun.() -> true
+      System.monotonic_time(:millisecond) > deadline -> false
+      true -> Process.sleep(1) || wait_until(fun, deadline)
+    end
+  end
+
+  def load_average do
+    [one | _] = String.split(File.read!("/proc/loadavg"))
+    String.to_float(one)
+  end
+end
