@@ -125,6 +125,8 @@ def _test_eval(source):
 
 def warm():
     """Import litellm (5-6 s) so that a user's first real LM call does not pay for it.
+    Returns None, or why the import failed (the runtime reports it; a later LM call would
+    fail the same way and say so).
 
     Through DSPy's own lazy import, which holds a lock for the whole import: an LM call
     made meanwhile waits for it. A plain `import litellm` here would let such a call find
@@ -133,8 +135,9 @@ def warm():
         from dspy.clients._litellm import get_litellm
 
         get_litellm(feature="dspex_native's warm-up")
-    except BaseException:  # noqa: BLE001
-        pass
+        return None
+    except BaseException as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
 
 
 def environment():
