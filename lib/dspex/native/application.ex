@@ -36,7 +36,8 @@ defmodule DSPex.Native.Application do
       {:error, {_, message, _, _}} -> Logger.error("dspex_native: #{message}")
     end
 
-    children = [DSPex.Native.Remote, {Task, &report_startup/0}]
+    # Events first: it reports the runtime's start-up (events from before it wait for it).
+    children = [DSPex.Native.Events, DSPex.Native.Remote, {Task, &report_startup/0}]
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Native.Supervisor)
   end
 

@@ -80,11 +80,13 @@ pub trait Sink: Send + Sync {
     fn wake(&self) -> bool;
 }
 
-/// What [`take`] found: the events, and how many were dropped (queue full) since last time.
+/// What [`take`] found: the events, how many were dropped (queue full) since last time,
+/// and whether more wait (take again: a wake-up from a BEAM thread cannot be sent).
 #[derive(Debug, Default, PartialEq)]
 pub struct Taken {
     pub events: Vec<Event>,
     pub dropped: u64,
+    pub more: bool,
 }
 
 pub(crate) struct Queue {
@@ -128,12 +130,15 @@ impl Queue {
         }
     }
 
-    pub(crate) fn subscribe(&self, sink: Arc<dyn Sink>) {
+    /// Whether events wait (the subscriber was woken for them, if it could be).
+    pub(crate) fn subscribe(&self, sink: Arc<dyn Sink>) -> bool {
         *self.sink.lock().unwrap_or_else(|p| p.into_inner()) = Some(sink);
         self.rung.store(false, Ordering::Release);
-        if !self.rx.is_empty() || self.dropped.load(Ordering::Relaxed) > 0 {
+        let waiting = !self.rx.is_empty() || self.dropped.load(Ordering::Relaxed) > 0;
+        if waiting {
             self.ring();
         }
+        waiting
     }
 
     pub(crate) fn take(&self, max: usize) -> Taken {
@@ -142,11 +147,16 @@ impl Queue {
         self.rung.store(false, Ordering::Release);
         let events: Vec<Event> = self.rx.try_iter().take(max).collect();
         let dropped = self.dropped.swap(0, Ordering::Relaxed);
-        if !self.rx.is_empty() {
+        let more = !self.rx.is_empty();
+        if more {
             // More than `max` waited: come back for the rest.
             self.ring();
         }
-        Taken { events, dropped }
+        Taken {
+            events,
+            dropped,
+            more,
+        }
     }
 }
 
@@ -161,9 +171,10 @@ pub fn emit(event: Event) {
     QUEUE.emit(event);
 }
 
-/// Makes `sink` the subscriber (replacing any other), woken at once if events wait.
-pub fn subscribe(sink: Arc<dyn Sink>) {
-    QUEUE.subscribe(sink);
+/// Makes `sink` the subscriber (replacing any other), woken at once if events wait;
+/// returns whether some do.
+pub fn subscribe(sink: Arc<dyn Sink>) -> bool {
+    QUEUE.subscribe(sink)
 }
 
 /// Takes up to `max` waiting events, oldest first, and the count of those dropped.
@@ -245,9 +256,10 @@ mod tests {
     #[test]
     fn events_wait_for_the_first_subscriber() {
         let queue = Queue::new(8);
-        queue.emit(warm(1));
         let s = sink(true);
-        queue.subscribe(s.clone());
+        assert!(!Queue::new(8).subscribe(s.clone()), "nothing waits");
+        queue.emit(warm(1));
+        assert!(queue.subscribe(s.clone()));
         assert_eq!(s.wakes.load(Ordering::SeqCst), 1, "woken as it subscribes");
         assert_eq!(queue.take(100).events, vec![warm(1)]);
     }
@@ -278,7 +290,8 @@ mod tests {
         for n in 0..5 {
             queue.emit(warm(n));
         }
-        assert_eq!(queue.take(2).events.len(), 2);
+        let first = queue.take(2);
+        assert_eq!((first.events.len(), first.more), (2, true));
         assert_eq!(s.wakes.load(Ordering::SeqCst), 2, "woken for the other 3");
         assert_eq!(queue.take(10).events.len(), 3);
     }

@@ -349,7 +349,7 @@ fn a_subscriber_gets_the_start_up_report() {
 
     assert_eq!(global(GlobalOp::Ping, Value::Nil), Ok(Value::Nil));
     let sink = Arc::new(Counting(AtomicUsize::new(0)));
-    dspex_runtime::subscribe_events(sink.clone());
+    assert!(dspex_runtime::subscribe_events(sink.clone()), "events wait");
     assert!(sink.0.load(Ordering::SeqCst) >= 1, "woken: events waited");
     let taken = dspex_runtime::take_events(usize::MAX);
     let ready = taken

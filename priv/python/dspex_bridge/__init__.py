@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
-from . import cache, errors, lms, refs, scope, signatures, streaming  # noqa: E402
+from . import cache, errors, lms, observe, refs, scope, signatures, streaming  # noqa: E402
 from .errors import BridgeError  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable, to_plain  # noqa: E402
@@ -46,6 +46,7 @@ def setup(options):
     cache.install()
     signatures.install()
     streaming.install()
+    observe.install()
     scope.HISTORY_SIZE = int(options.get("history_size", scope.HISTORY_SIZE))
     refs.IMPORTABLE = tuple(str(root) for root in options.get("importable", refs.IMPORTABLE))
 
