@@ -34,6 +34,10 @@ defmodule DSPex.Native.Job do
   ]
 
   @doc false
+  # The protocol's one unit for times that cross: timeouts as integers, durations as floats.
+  def time_unit, do: :millisecond
+
+  @doc false
   # `{nif, args}` queues the job through NIF `nif` (args, then the tag), or its dirty twin
   # when the normal one found the arguments too big (see `NIF.with_dirty/2`). `metadata`
   # (`session:` id, `session_name:`) goes with the log records Python emits during the job

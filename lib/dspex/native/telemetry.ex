@@ -101,7 +101,7 @@ defmodule DSPex.Native.Telemetry do
   end
 
   @doc false
-  # Float milliseconds (the protocol's unit) as native time units.
+  # Float milliseconds (the protocol's unit, `Job.time_unit/0`) as native time units.
   @spec native(number()) :: integer()
   def native(ms), do: System.convert_time_unit(round(ms * 1000), :microsecond, :native)
 
