@@ -32,7 +32,7 @@ defmodule :telemetry do
     table = table()
 
     if :ets.insert_new(table, {{:handler, id}, event_names, function, config}) do
-      for name <- event_names, do: :ets.insert(table, {{:event, name, id}, function, config})
+      for name <- event_names, do: :ets.insert(table, {name, id, function, config})
       :ok
     else
       {:error, :already_exists}
@@ -44,7 +44,7 @@ defmodule :telemetry do
 
     case :ets.take(table, {:handler, id}) do
       [{_, event_names, _, _}] ->
-        for name <- event_names, do: :ets.delete(table, {:event, name, id})
+        for name <- event_names, do: :ets.match_delete(table, {name, id, :_, :_})
         :ok
 
       [] ->
@@ -71,9 +71,9 @@ defmodule :telemetry do
 
   def execute([_ | _] = event_name, measurements, metadata)
       when is_map(measurements) and is_map(metadata) do
-    handlers = :ets.match_object(table(), {{:event, event_name, :_}, :_, :_})
+    handlers = :ets.lookup(table(), event_name)
 
-    Enum.each(handlers, fn {{:event, _, id}, function, config} ->
+    Enum.each(handlers, fn {_, id, function, config} ->
       try do
         function.(event_name, measurements, metadata, config)
       catch
@@ -163,8 +163,10 @@ defmodule :telemetry do
 
   defp assert_event_name(other), do: :erlang.error(:badarg, [other])
 
-  # The handler table, created on first use and owned by a process of its own (the
-  # package's is owned by its application's supervisor).
+  # The handler table (a bag: `{event_name, id, function, config}` per event, and
+  # `{{:handler, id}, event_names, function, config}` per handler, which makes ids unique),
+  # created on first use and owned by a process of its own (the package's is owned by its
+  # application's supervisor).
   defp table do
     if :ets.whereis(@table) == :undefined, do: start_owner()
     @table
@@ -177,7 +179,7 @@ defmodule :telemetry do
       spawn_monitor(fn ->
         # Two first uses at once: one creates the table, the other finds it made.
         try do
-          :ets.new(@table, [:named_table, :public, :ordered_set, read_concurrency: true])
+          :ets.new(@table, [:named_table, :public, :bag, read_concurrency: true])
           send(parent, {:telemetry_table, self()})
           Process.sleep(:infinity)
         rescue

@@ -10,7 +10,7 @@ defmodule DSPex.Native.Telemetry do
   | event | measurements | metadata | when |
   | --- | --- | --- | --- |
   | `[:dspex_native, :call, :start]` | `system_time`, `monotonic_time` | `op`, `session_id`, `session_name`, `program_id`, `node`, `telemetry_span_context` | a call to Python starts: every `Session` function but `close/1`, every `Py` call, `DSPex.Native.stats/1`, `ping/2`, `await_ready/1` |
-  | `[:dspex_native, :call, :stop]` | `duration`, `monotonic_time`; `queue_time` (waiting for a worker) and `python_time` (on the worker) when Python answered | as start, plus `result`: `:ok`, `{:error, reason}` (then also `error`, the `DSPex.Native.Error`) or `:halted` (a stream its consumer stopped early) | the call returns, answered or not: errors, timeouts (`{:error, :timeout}`) and refusals (`:overloaded`, `:not_started`) included |
+  | `[:dspex_native, :call, :stop]` | `duration`, `monotonic_time`; `queue_time` (waiting for a worker) and `python_time` (on the worker) when Python answered | as start, plus `result`: `:ok`, `{:error, reason}` (then also `error`, the `DSPex.Native.Error`) or `:halted` (a stream its consumer stopped early) | the call returns, answered or not: errors, timeouts (`{:error, :timeout}`) and refusals (`:overloaded`, `:not_started`) included; a stream's job stops with its outputs, its error, or `:halted` |
   | `[:dspex_native, :call, :exception]` | `duration`, `monotonic_time` | as start, plus `kind`, `reason`, `stacktrace` | the call raised, threw or exited in the calling process instead of returning (an argument the NIF rejects as `badarg`, say a hand-made `%Session{}`), which is re-raised |
   | `[:dspex_native, :lm, :stop]` | `duration`, `prompt_tokens`, `completion_tokens`, `total_tokens`, `cost` (each when the LM reported it) | `model`, `op`, `session_id`, `session_name`, `program_id`, `node` | an LM call of a session's job answered (cache hits included), also one made on a thread the job started (`dspy.Parallel`, `Evaluate`) |
   | `[:dspex_native, :runtime, :ready]` | `duration` (from start to ready), `init_time` (CPython), `import_time` (`dspex_bridge` and DSPy) | `python_version`, `dspy_version`, `venv`, `node` | Python is ready, once per BEAM |
@@ -21,9 +21,9 @@ defmodule DSPex.Native.Telemetry do
   `op` is the operation as an atom (`:execute`, `:create_program`, `:open`, `:py_call`,
   `:ping`...). `session_id` and `session_name` are `nil` for calls that belong to no
   session; `program_id` is `nil` for operations that name no program. A call to a session
-  on another node is reported on that node (where its job runs). Call events are emitted
-  by the calling process; LM call events by the process waiting for the job; runtime and
-  pool events by `DSPex.Native.Events`.
+  on another node is reported on that node (where its job runs). Call and LM events are
+  emitted by the process that waits for the job (the caller, or a stream's own process);
+  runtime and pool events by `DSPex.Native.Events`.
 
   A call killed by an exit signal while it waits (its process was killed) emits a start
   without a stop, as with `:telemetry.span/3`.
