@@ -11,8 +11,9 @@ defmodule DSPex.Native.Events do
   * `warning`: events were dropped because they came faster than this process took them.
 
   The runtime keeps its events in a bounded queue and wakes this process when some wait; a
-  Python worker or a traced thread never waits for it. Events from before this process
-  started wait for it. It is started by the application, before the runtime.
+  Python worker or a traced thread never waits for it. The application starts it; events
+  from before it subscribed wait for it. It also tells the runtime whether to report each
+  LM call (only when `:telemetry` is loaded).
   """
 
   use GenServer
