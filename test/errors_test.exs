@@ -26,6 +26,28 @@ defmodule DSPex.Native.ErrorsTest do
     assert {:ok, %{failures: 1, executions: 1}} = Session.info(s)
   end
 
+  test "inspect shows a traceback as lines, and reads back as the same error", %{session: s} do
+    {:error, %Error{traceback: traceback} = e} = Session.execute(s, "bad", %{question: "?"})
+    shown = inspect(e)
+    assert shown =~ ~s|traceback: """\n  Traceback (most recent call last):\n|
+    assert length(String.split(shown, "\n")) >= length(String.split(traceback, "\n"))
+    assert {^e, _} = Code.eval_string(shown)
+
+    # Without a multi-line traceback it is the plain struct.
+    assert inspect(Error.new(:timeout, "slow")) ==
+             ~s(%DSPex.Native.Error{reason: :timeout, message: "slow", python_type: nil, traceback: nil})
+
+    for tail <- ["\n", "", "  \n\n"] do
+      odd = %Error{
+        reason: :python_error,
+        message: "m",
+        traceback: ~S|a "\"" \\ #{x}| <> "\nb" <> tail
+      }
+
+      assert {^odd, _} = Code.eval_string(inspect(odd))
+    end
+  end
+
   test "of 20 concurrent calls the odd ones fail and the even ones succeed", %{session: s} do
     results =
       1..20

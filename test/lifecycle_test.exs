@@ -44,7 +44,7 @@ defmodule DSPex.Native.LifecycleTest do
     assert :ok = Session.delete_program(s, "p")
     assert {:ok, ["q"]} = Session.list_programs(s)
     assert {:error, %Error{reason: :not_found, message: msg}} = Session.delete_program(s, "p")
-    assert msg =~ "'p'"
+    assert msg =~ ~s("p")
   end
 
   test "create_program with a known ID is :already_exists unless replace: true", %{session: s} do
@@ -142,7 +142,7 @@ defmodule DSPex.Native.LifecycleTest do
     assert {:error, %Error{reason: :no_lm, message: msg}} =
              Session.execute(s, "asks", %{text: "hi"})
 
-    assert msg =~ "program 'asks' called an LM"
+    assert msg =~ ~s(program "asks" called an LM)
   end
 
   test "bang variants raise DSPex.Native.Error", %{session: s} do

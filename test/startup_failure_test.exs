@@ -1,5 +1,6 @@
 defmodule DSPex.Native.StartupFailureTest do
-  # One interpreter per BEAM: each failure mode runs in a BEAM of its own, started here.
+  # Bad settings fail the start; a broken Python fails every call. One interpreter per
+  # BEAM: each case runs in a BEAM of its own, started here.
   use ExUnit.Case, async: true
 
   import DSPex.Native.TestHelpers
@@ -7,7 +8,8 @@ defmodule DSPex.Native.StartupFailureTest do
   @moduletag timeout: 120_000
 
   @script ~S"""
-  {:ok, _} = Application.ensure_all_started(:dspex_native)
+  started = Application.ensure_all_started(:dspex_native)
+  IO.puts("START " <> inspect(started, limit: :infinity, printable_limit: :infinity))
   result = DSPex.Native.Session.open(name: "x")
   IO.puts("RESULT " <> inspect(result, limit: :infinity, printable_limit: :infinity))
   IO.puts("STATUS " <> inspect(DSPex.Native.status(), printable_limit: :infinity))
@@ -16,16 +18,16 @@ defmodule DSPex.Native.StartupFailureTest do
   defp start_with(python, env \\ []) do
     # Not a hang: the child must answer well within run_beam's timeout.
     output = run_beam(@script, [{"DSPEX_PYTHON", python} | env])
-    [_, result] = Regex.run(~r/^RESULT (.*)$/m, output)
-    [_, status_line] = Regex.run(~r/^STATUS (.*)$/m, output)
-    {result, status_line}
+    for label <- ~w(START RESULT STATUS), into: %{}, do: {label, beam_line(output, label)}
   end
 
-  defp assert_not_started({result, status}, expected) do
-    assert result =~ "%DSPex.Native.Error{reason: :not_started"
-    assert result =~ expected
-    assert status =~ "{:failed,"
-    assert status =~ expected
+  # The application did not start, naming the cause, and nothing runs.
+  defp assert_refused(lines, reason, expected) do
+    assert lines["START"] =~ "{:error, {:dspex_native,"
+    assert lines["START"] =~ "%DSPex.Native.Error{reason: #{inspect(reason)}"
+    assert lines["START"] =~ expected
+    assert lines["RESULT"] =~ "reason: :not_started"
+    assert lines["STATUS"] == ":idle"
   end
 
   defp build_venv do
@@ -39,33 +41,55 @@ defmodule DSPex.Native.StartupFailureTest do
     Path.join(String.trim(home), "python3")
   end
 
-  @tag :tmp_dir
-  test "a missing environment is :not_started naming the path", %{tmp_dir: tmp} do
-    missing = Path.join(tmp, "no-such-venv")
-    assert_not_started(start_with(missing), "no Python environment at #{missing}")
+  defp bare_venv(tmp) do
+    venv = Path.join(tmp, "venv")
+    {_, 0} = System.cmd(base_python(), ["-m", "venv", "--without-pip", venv])
+    venv
   end
 
   @tag :tmp_dir
-  test "an environment made by another Python is :not_started naming both versions", %{
+  test "a missing environment fails the start naming the path", %{tmp_dir: tmp} do
+    missing = Path.join(tmp, "no-such-venv")
+    assert_refused(start_with(missing), :not_started, "no Python environment at #{missing}")
+  end
+
+  @tag :tmp_dir
+  test "an environment made by another Python fails the start naming both versions", %{
     tmp_dir: tmp
   } do
     File.mkdir_p!(Path.join(tmp, "bin"))
     File.ln_s!(base_python(), Path.join(tmp, "bin/python"))
     File.write!(Path.join(tmp, "pyvenv.cfg"), "home = /opt/python3.10/bin\nversion = 3.10.0\n")
-    assert_not_started(start_with(tmp), "made by Python 3.10.0")
+    assert_refused(start_with(tmp), :not_started, "made by Python 3.10.0")
   end
 
   @tag :tmp_dir
-  test "an environment without dspy is :not_started saying so", %{tmp_dir: tmp} do
-    venv = Path.join(tmp, "venv")
-    {_, 0} = System.cmd(base_python(), ["-m", "venv", "--without-pip", venv])
-    assert_not_started(start_with(venv), "dspy is not installed")
+  test "an environment without dspy fails the start saying so", %{tmp_dir: tmp} do
+    assert_refused(start_with(bare_venv(tmp)), :not_started, "dspy is not installed")
   end
 
-  test "a bad setting is :not_started naming it" do
-    assert_not_started(
+  test "a bad setting fails the start naming it" do
+    assert_refused(
       start_with(build_venv(), [{"DSPEX_WORKERS", "lots"}]),
+      :invalid_argument,
       ~s(config workers must be a positive integer, got \\"lots\\")
     )
+  end
+
+  @tag :tmp_dir
+  test "a dspy that cannot be imported is :not_started on every call, with its error", %{
+    tmp_dir: tmp
+  } do
+    venv = bare_venv(tmp)
+    [site] = Path.wildcard(Path.join(venv, "lib/python*/site-packages"))
+    File.mkdir_p!(Path.join(site, "dspy"))
+    File.write!(Path.join(site, "dspy/__init__.py"), "raise ImportError('broken on purpose')\n")
+
+    lines = start_with(venv)
+    assert lines["START"] =~ "{:ok, "
+    assert lines["RESULT"] =~ "reason: :not_started"
+    assert lines["RESULT"] =~ "broken on purpose"
+    assert lines["STATUS"] =~ "{:failed,"
+    assert lines["STATUS"] =~ "broken on purpose"
   end
 end

@@ -43,6 +43,42 @@ defmodule DSPex.Native do
   @type status :: :idle | :starting | :ready | {:failed, String.t()}
 
   @doc """
+  Starts the runtime under a supervisor of its own, with `opts` over the application
+  config (see `DSPex.Native.Application` for the keys).
+
+  The application starts it by itself unless `config :dspex_native, start: false`; then
+  put it in your own tree:
+
+      # config/config.exs
+      config :dspex_native, start: false
+
+      # lib/my_app/application.ex
+      children = [
+        {DSPex.Native, python: "/srv/venv", workers: 8},
+        MyApp.Worker
+      ]
+
+      Supervisor.start_link(children, strategy: :one_for_one)
+
+  A bad setting, or a Python environment that cannot run (missing, made by another Python,
+  without dspy), is `{:error, %DSPex.Native.Error{}}` naming it, and nothing is started.
+  Python then boots in the background; `await_ready/1` waits for it. A BEAM runs one
+  runtime: a second start is `{:error, {:already_started, pid}}`. Stopping it refuses new
+  calls at once and lets running jobs answer; starting it again serves again with the
+  interpreter it first started (the same `:python` only).
+  """
+  @spec start_link(keyword()) :: Supervisor.on_start() | {:error, Error.t()}
+  def start_link(opts \\ []), do: DSPex.Native.Runtime.start_link(opts)
+
+  @doc """
+  The child spec behind `{DSPex.Native, opts}`; see `start_link/1`.
+  """
+  @spec child_spec(keyword()) :: Supervisor.child_spec()
+  def child_spec(opts) do
+    %{id: __MODULE__, start: {__MODULE__, :start_link, [opts]}, type: :supervisor}
+  end
+
+  @doc """
   Where the runtime is: `:starting` while Python boots and imports DSPy, `:ready`,
   `{:failed, message}` if Python could not start (every call then returns `:not_started`),
   or `:idle` if the application is not running (never started, or stopped).

@@ -90,3 +90,47 @@ defmodule DSPex.Native.Error do
   def message(%__MODULE__{reason: reason, message: message, python_type: type}),
     do: "(#{reason}) #{type}: #{message}"
 end
+
+defimpl Inspect, for: DSPex.Native.Error do
+  # A Python traceback reads as lines (a heredoc), not as one escaped string, so an error
+  # in iex shows where Python failed. The output is still valid Elixir.
+  import Inspect.Algebra
+
+  def inspect(%{traceback: traceback} = error, opts) when is_binary(traceback) do
+    if String.contains?(traceback, "\n") do
+      fields =
+        for key <- [:reason, :message, :python_type] do
+          concat(["#{key}: ", to_doc(Map.fetch!(error, key), opts)])
+        end
+
+      # Forced lines: one field a line, whatever their width.
+      body = Enum.map_intersperse(fields ++ [heredoc(traceback)], concat(",", line()), & &1)
+      concat(["%DSPex.Native.Error{", nest(concat([line() | body]), 2), line(), "}"])
+    else
+      Inspect.Any.inspect(error, opts)
+    end
+  end
+
+  def inspect(error, opts), do: Inspect.Any.inspect(error, opts)
+
+  defp heredoc(text) do
+    # A heredoc ends its last line with a newline; a `\` there drops it when the text
+    # has none, so the text reads back exactly.
+    lines = text |> String.split("\n") |> Enum.map(&escape/1)
+
+    lines =
+      case List.pop_at(lines, -1) do
+        {"", lines} -> lines
+        {last, lines} -> lines ++ [last <> "\\"]
+      end
+
+    concat([~S(traceback: """), line() | Enum.intersperse(lines, line())] ++ [line(), ~S(""")])
+  end
+
+  defp escape(line) do
+    line
+    |> String.replace("\\", "\\\\")
+    |> String.replace(~S(#{), ~S(\#{))
+    |> String.replace(~S("""), ~S(\"""))
+  end
+end

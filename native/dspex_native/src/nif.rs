@@ -105,25 +105,30 @@ fn job<'a>(env: Env<'a>, result: Result<Arc<Gate>, Refused>) -> Term<'a> {
 // -- lifecycle --------------------------------------------------------------------------
 
 /// Starts the runtime (once per BEAM) and returns at once while Python boots on its own
-/// thread. After `stop/0`, starting again only accepts calls again (same interpreter).
+/// thread. A bad setting is an error and leaves nothing running. After `stop/0`, starting
+/// again only accepts calls again (same interpreter).
 #[rustler::nif]
 fn start<'a>(env: Env<'a>, config: Term<'a>) -> Term<'a> {
-    let config = decode(config, "config", None, MAX_FRAMING)
+    let started = decode(config, "config", None, MAX_FRAMING)
         .map_err(|e| match e {
             Decode::Invalid(message) => Error::invalid_argument(message),
             Decode::TooBig => Error::invalid_argument("config is too big"),
         })
-        .and_then(|v| crate::config::from_value(&v));
-    match config {
-        Ok(config) => {
-            dspex_runtime::start(config).set_accepting(true);
+        .and_then(|v| crate::config::from_value(&v))
+        .and_then(|config| {
+            dspex_runtime::start(config).map_err(|why| {
+                Error::new(
+                    Reason::NotStarted,
+                    format!("cannot start the Python runtime: {why}"),
+                )
+            })
+        });
+    match started {
+        Ok(pool) => {
+            pool.set_accepting(true);
             atoms::ok().encode(env)
         }
-        Err(err) => {
-            // Every later call reports the bad setting instead of "not started".
-            dspex_runtime::start_failed(format!("invalid configuration: {}", err.message));
-            error_reply(env, &err)
-        }
+        Err(err) => error_reply(env, &err),
     }
 }
 

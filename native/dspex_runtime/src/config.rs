@@ -120,6 +120,35 @@ pub fn check_version(venv_version: &str, linked_version: &str) -> Result<(), Str
     }
 }
 
+/// Checks that dspy is installed in the venv (as a package or its dist-info), so a venv
+/// without it fails the start instead of a running runtime that refuses every call.
+pub fn check_dspy(env: &PythonEnv, version: &str) -> Result<(), String> {
+    let major_minor: Vec<&str> = version.split('.').take(2).collect();
+    let site = env
+        .prefix
+        .join("lib")
+        .join(format!("python{}", major_minor.join(".")))
+        .join("site-packages");
+    let installed = site.join("dspy").is_dir()
+        || std::fs::read_dir(&site).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("dspy-") && name.ends_with(".dist-info")
+            })
+        });
+    if installed {
+        Ok(())
+    } else {
+        Err(format!(
+            "dspy is not installed in {} (no dspy in {}); install the pinned requirements \
+             with `mix dspex_native.setup`",
+            env.prefix.display(),
+            site.display()
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +188,23 @@ mod tests {
         assert_eq!(env.executable, dir.join("bin/python"));
         assert_eq!(env.prefix, dir);
         assert_eq!(env.version.as_deref(), Some("3.11.7"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_venv_without_dspy_is_refused_and_one_with_it_accepted() {
+        let dir = std::env::temp_dir().join(format!("dspex-dspy-test-{}", std::process::id()));
+        let site = dir.join("lib/python3.11/site-packages");
+        std::fs::create_dir_all(&site).unwrap();
+        let env = PythonEnv {
+            executable: dir.join("bin/python"),
+            prefix: dir.clone(),
+            version: Some("3.11.7".into()),
+        };
+        let err = check_dspy(&env, "3.11.7").unwrap_err();
+        assert!(err.contains("dspy is not installed"), "{err}");
+        std::fs::create_dir_all(site.join("dspy-3.4.1.dist-info")).unwrap();
+        assert!(check_dspy(&env, "3.11.7").is_ok());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -37,6 +37,7 @@ mod value;
 mod walk;
 mod workers;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 pub use callbacks::{answer_request, Answer, Outbound, ToCaller};
@@ -59,12 +60,20 @@ use job::{Job, Target};
 static POOL: OnceLock<Pool> = OnceLock::new();
 
 /// Starts the runtime once per process and returns at once; Python starts on a thread of
-/// its own. Later calls return the running pool and ignore their config (one interpreter
-/// per process).
-pub fn start(config: Config) -> &'static Pool {
+/// its own. What can be checked without Python is checked first, so a bad setting fails
+/// the start and leaves nothing running: the settings, the environment (it exists, was made
+/// by the linked Python, has dspy). A later call returns the running pool; it keeps the
+/// running settings and refuses another environment (one interpreter per process).
+pub fn start(config: Config) -> Result<&'static Pool, String> {
+    static STARTED_IN: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(pool) = POOL.get() {
+        return same_environment(&config, STARTED_IN.get()).map(|()| pool);
+    }
+    let env = startup::environment(&config)?;
     let mut fresh = None;
     let pool = POOL.get_or_init(|| {
         trace::init(config.trace.as_deref());
+        let _ = STARTED_IN.set(env.prefix.clone());
         fresh = Some(config.clone());
         Pool::new(
             config.workers,
@@ -73,23 +82,35 @@ pub fn start(config: Config) -> &'static Pool {
             config.test_hooks,
         )
     });
-    if let Some(config) = fresh {
-        std::thread::Builder::new()
-            .name("dspex-python".into())
-            .spawn(move || startup::python_main(pool, config))
-            .expect("spawning the dspex Python thread");
+    match fresh {
+        Some(config) => {
+            std::thread::Builder::new()
+                .name("dspex-python".into())
+                .spawn(move || startup::python_main(pool, config, env))
+                .map_err(|e| format!("cannot spawn the Python thread: {e}"))?;
+            Ok(pool)
+        }
+        // Lost a race with another first start.
+        None => same_environment(&config, STARTED_IN.get()).map(|()| pool),
     }
-    pool
 }
 
-/// Records that the runtime cannot start (a bad configuration): every call then gets
-/// `:not_started` with `why`. Does nothing if the runtime was already started.
-pub fn start_failed(why: String) -> &'static Pool {
-    POOL.get_or_init(|| {
-        let pool = Pool::new(1, 1, 1, false);
-        pool.set_status(Status::Failed(why));
-        pool
-    })
+fn same_environment(config: &Config, running: Option<&PathBuf>) -> Result<(), String> {
+    let (Some(given), Some(running)) = (&config.python, running) else {
+        return Ok(());
+    };
+    let given = config::resolve_python(given)?.prefix;
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    if canonical(&given) == canonical(running) {
+        Ok(())
+    } else {
+        Err(format!(
+            "Python already runs from {} in this BEAM, and one OS process holds one \
+             interpreter; {} can only be used by another BEAM",
+            running.display(),
+            given.display()
+        ))
+    }
 }
 
 /// The running pool, if [`start`] was called.

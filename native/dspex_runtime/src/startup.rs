@@ -12,7 +12,7 @@ use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use crate::bootstrap;
 use crate::bridge::Engine;
 use crate::callbacks;
-use crate::config::{self, Config};
+use crate::config::{self, Config, PythonEnv};
 use crate::control;
 use crate::events::{self, Event, Ready};
 use crate::gate::millis;
@@ -24,11 +24,11 @@ pub const BUILD_PYTHON: &str = env!("DSPEX_BUILD_PYTHON");
 
 /// The Python runtime's main thread: starts the interpreter, then stays alive so that
 /// Python's notion of its main thread stays valid (signal handling lives there).
-pub fn python_main(pool: &'static Pool, config: Config) {
+pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
     let span = tracing::info_span!("startup");
     let entered = span.enter();
     let started = Instant::now();
-    let warm = match boot(&config) {
+    let warm = match boot(&config, &env) {
         Ok((engine, bridge, mut ready)) => {
             pool.set_engine(engine);
             pool.set_status(Status::Ready);
@@ -72,33 +72,38 @@ pub fn python_main(pool: &'static Pool, config: Config) {
     }
 }
 
-/// Starts Python and the bridge; the start-up report lacks only its total.
-fn boot(config: &Config) -> Result<(Engine, Py<PyModule>, Ready), String> {
+/// The environment `config` names, checked without starting Python: it exists, it was made
+/// by the Python the NIF is linked against, and dspy is installed in it.
+pub fn environment(config: &Config) -> Result<PythonEnv, String> {
     let python = config
         .python
         .clone()
         .unwrap_or_else(|| PathBuf::from(BUILD_PYTHON));
     let env = config::resolve_python(&python)?;
-    let libpython = bootstrap::promote_libpython()?;
     let linked = bootstrap::linked_version();
+    let Some(version) = &env.version else {
+        return Err(format!(
+            "{} has no pyvenv.cfg: point DSPEX_PYTHON at a venv made by Python {}",
+            env.prefix.display(),
+            linked.split_whitespace().next().unwrap_or("")
+        ));
+    };
+    config::check_version(version, &linked)?;
+    config::check_dspy(&env, version)?;
+    Ok(env)
+}
+
+/// Starts Python and the bridge; the start-up report lacks only its total.
+fn boot(config: &Config, env: &PythonEnv) -> Result<(Engine, Py<PyModule>, Ready), String> {
+    let libpython = bootstrap::promote_libpython()?;
     tracing::info!(libpython, python = %env.executable.display(), "starting Python");
-    match &env.version {
-        Some(v) => config::check_version(v, &linked)?,
-        None => {
-            return Err(format!(
-                "{} has no pyvenv.cfg: point DSPEX_PYTHON at a venv made by Python {}",
-                env.prefix.display(),
-                linked.split_whitespace().next().unwrap_or("")
-            ))
-        }
-    }
     bootstrap::disable_openssl_atexit();
     let started = Instant::now();
-    bootstrap::initialize(&env)?;
+    bootstrap::initialize(env)?;
     let init_ms = millis(started.elapsed());
     Python::attach(|py| {
         let started = Instant::now();
-        let bridge = bootstrap::import_bridge(py, &env, &config.bridge_path)?;
+        let bridge = bootstrap::import_bridge(py, env, &config.bridge_path)?;
         let ready = Ready {
             init_ms,
             import_ms: millis(started.elapsed()),

@@ -16,6 +16,7 @@ fn pool() -> &'static dspex_runtime::Pool {
         warm: false,
         ..Config::default()
     })
+    .expect("the runtime starts")
 }
 
 fn waiter() -> (dspex_runtime::Deliver, mpsc::Receiver<Result<Value, Error>>) {

@@ -19,7 +19,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
 from . import cache, errors, lms, observe, refs, scope, signatures, streaming  # noqa: E402
-from .errors import BridgeError  # noqa: E402
+from .errors import BridgeError, quote  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable, to_plain  # noqa: E402
 
@@ -61,7 +61,7 @@ def open_session(sid, name, lm_spec):
 def call(session, op, args):
     try:
         if op not in OPS:
-            raise BridgeError("invalid_argument", f"unknown operation {op!r}")
+            raise BridgeError("invalid_argument", f"unknown operation {quote(op)}")
         if session.closed:
             raise BridgeError("closed", f"{session.label()} is closed")
         with scope.of(session):
@@ -110,7 +110,7 @@ def global_call(op, args):
             return (True, stats())
         if op == "test_eval" and _TEST_HOOKS:
             return (True, _test_eval(args))
-        raise BridgeError("invalid_argument", f"unknown operation {op!r}")
+        raise BridgeError("invalid_argument", f"unknown operation {quote(op)}")
     except Unrepresentable as exc:
         return (False, errors.describe(BridgeError("python_error", str(exc))))
     except BaseException as exc:  # noqa: BLE001

@@ -26,7 +26,7 @@ from dspy.clients import execution
 from dspy.clients.cache import Cache
 
 from . import scope
-from .errors import BridgeError
+from .errors import BridgeError, quote
 
 SESSION_ENTRIES = 100
 SHARED_ENTRIES = 10_000
@@ -129,7 +129,7 @@ def _identity(lm, request):
     options = {**(getattr(lm, "kwargs", None) or {}), **request} if lm is not None else dict(request)
     endpoint = {k: str(options.get(k)) for k in _ENDPOINT_KEYS if options.get(k) is not None}
     secrets = sorted(
-        f"{k}={v!r}" for k, v in options.items() if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS)
+        f"{k}={quote(v)}" for k, v in options.items() if isinstance(k, str) and any(w in k.lower() for w in _SECRET_WORDS)
     )
     digest = hashlib.sha256("\0".join(secrets).encode("utf-8", "surrogatepass")).hexdigest()
     return {"endpoint": endpoint, "model": str(getattr(lm, "model", "")), "credentials": digest}

@@ -5,6 +5,7 @@ A `BridgeError` carries one of the reasons the Elixir side documents (`already_e
 qualified type name and traceback.
 """
 
+import json
 import traceback
 
 # Reasons Elixir knows as atoms; anything else is reported as python_error.
@@ -30,6 +31,14 @@ class BridgeError(Exception):
         self.reason = reason
         self.message = message
 
+
+
+def quote(value):
+    """`value` as an error message shows it: strings in double quotes, as Elixir prints them
+    (Rust's messages do the same), anything else as its repr."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value)
 
 def _safe_str(exc: BaseException) -> str:
     # An exception whose __str__ raises must still be reportable.

@@ -13,7 +13,7 @@ import math
 import dspy
 
 from . import signatures
-from .errors import BridgeError
+from .errors import BridgeError, quote
 from .values import to_plain
 
 # Bumped when the exported shape changes incompatibly.
@@ -63,16 +63,16 @@ def _kind_and_spec(program):
 def header(exported):
     """(module kind, signature spec) of an export, after checking its top-level keys."""
     if not isinstance(exported, dict):
-        raise BridgeError("invalid_argument", f"not an exported program (expected a map in format {FORMAT!r})")
+        raise BridgeError("invalid_argument", f"not an exported program (expected a map in format {quote(FORMAT)})")
     unknown = sorted(str(k) for k in exported if k not in KEYS)
     if unknown:
         raise _invalid(f"unknown key(s) {', '.join(unknown)}; an export has {', '.join(KEYS)}")
     if exported.get("format") != FORMAT:
-        raise _invalid(f"format is {str(exported.get('format'))[:60]!r}, expected {FORMAT!r}")
+        raise _invalid(f"format is {quote(str(exported.get('format'))[:60])}, expected {quote(FORMAT)}")
     module = exported.get("module")
     custom = isinstance(module, (list, tuple)) and len(module) == 2 and module[0] == "custom" and isinstance(module[1], str)
     if module not in ("predict", "chain_of_thought") and not custom:
-        raise _invalid(f"module {str(module)[:60]!r} cannot be imported; use predict, chain_of_thought or [custom, name]")
+        raise _invalid(f"module {quote(str(module)[:60])} cannot be imported; use predict, chain_of_thought or [custom, name]")
     return module, exported.get("signature")
 
 
@@ -161,7 +161,7 @@ def _demos(demos, fields, where, budget):
                 out["augmented"] = value
                 continue
             if not isinstance(key, str) or key not in fields:
-                raise _invalid(f"{where}[{n}] has key {str(key)[:60]!r}, which is not a field of this predictor")
+                raise _invalid(f"{where}[{n}] has key {quote(str(key)[:60])}, which is not a field of this predictor")
             out[str(key)] = _plain(value, f"{where}[{n}].{key}", budget)
         clean.append(out)
     return clean
@@ -180,7 +180,7 @@ def _plain(value, where, budget):
             copy = item
         elif isinstance(item, float):
             if not math.isfinite(item):
-                raise _invalid(f"{where} holds {item!r}")
+                raise _invalid(f"{where} holds {quote(item)}")
             copy = item
         elif isinstance(item, str):
             budget[0] -= len(item)

@@ -13,11 +13,11 @@ import typing
 import dspy
 
 from . import refs, tools
-from .errors import BridgeError
+from .errors import BridgeError, quote
 
 
 def _invalid(field, message):
-    return BridgeError("invalid_argument", f"input {field!r}: {message}")
+    return BridgeError("invalid_argument", f"input {quote(field)}: {message}")
 
 
 def _image(field, value):

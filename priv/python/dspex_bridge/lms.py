@@ -12,7 +12,7 @@ import dspy
 from dspy.utils import DummyLM
 
 from . import cache
-from .errors import BridgeError
+from .errors import BridgeError, quote
 
 
 class LMConfig:
@@ -53,10 +53,10 @@ def build(spec):
         try:
             lm = dspy.LM(model, cache=bool(policy), **kwargs)
         except Exception as exc:  # noqa: BLE001
-            raise BridgeError("invalid_argument", f"dspy.LM({model!r}) refused its options: {exc}") from exc
+            raise BridgeError("invalid_argument", f"dspy.LM({quote(model)}) refused its options: {exc}") from exc
         setattr(lm, cache.POLICY_ATTR, policy)
         return LMConfig(lm, model, secrets)
-    raise BridgeError("invalid_argument", f"unknown lm kind {kind!r}")
+    raise BridgeError("invalid_argument", f"unknown lm kind {quote(kind)}")
 
 
 def from_object(lm):
@@ -135,7 +135,7 @@ def adapter(name, lm_config):
     if name is None:
         return None
     if name not in ADAPTERS:
-        raise BridgeError("invalid_argument", f"adapter {name!r}: use :chat, :json, :xml or :two_step")
+        raise BridgeError("invalid_argument", f"adapter {quote(name)}: use :chat, :json, :xml or :two_step")
     cls = getattr(dspy, ADAPTERS[name])
     if name == "two_step":
         # Its second step extracts the fields with an LM: the session's.

@@ -17,7 +17,7 @@ import re
 import dspy
 
 from . import hooks, scope
-from .errors import BridgeError
+from .errors import BridgeError, quote
 from .values import Atom
 
 REF_TAG = Atom("$dspex_ref")
@@ -45,10 +45,10 @@ def resolve(path):
     parts = path.split(".")
     bad = [p for p in parts if not _IDENT.match(p)]
     if bad:
-        raise _invalid(f"{path!r}: {bad[0]!r} is not a public name (letters, digits and _, not starting with _)")
+        raise _invalid(f"{quote(path)}: {quote(bad[0])} is not a public name (letters, digits and _, not starting with _)")
     if parts[0] not in IMPORTABLE:
         raise _invalid(
-            f"{path!r}: the root {parts[0]!r} is not importable; allowed: {', '.join(IMPORTABLE)} "
+            f"{quote(path)}: the root {quote(parts[0])} is not importable; allowed: {', '.join(IMPORTABLE)} "
             f"(config :dspex_native, importable: [...])"
         )
     obj = importlib.import_module(parts[0])
@@ -60,13 +60,13 @@ def resolve(path):
             try:
                 obj = importlib.import_module(".".join(parts[: n + 1]))
             except ImportError:
-                raise _invalid(f"{path!r}: {'.'.join(parts[:n])} has no {part!r}") from None
+                raise _invalid(f"{quote(path)}: {'.'.join(parts[:n])} has no {quote(part)}") from None
     return obj
 
 
 def check_name(name):
     if not isinstance(name, str) or not _IDENT.match(name):
-        raise _invalid(f"{name!r} is not a public attribute name (letters, digits and _, not starting with _)")
+        raise _invalid(f"{quote(name)} is not a public attribute name (letters, digits and _, not starting with _)")
     return str(name)
 
 
@@ -76,7 +76,7 @@ def check_name(name):
 def get(session, number):
     obj = session.refs.get(number, _MISSING) if isinstance(number, int) and not isinstance(number, bool) else _MISSING
     if obj is _MISSING:
-        raise _invalid(f"ref {number!r} is not a live object of {session.label()}")
+        raise _invalid(f"ref {quote(number)} is not a live object of {session.label()}")
     return obj
 
 
@@ -246,7 +246,7 @@ def py_attr(session, args):
     try:
         value = getattr(obj, name)
     except AttributeError:
-        raise _invalid(f"{type(obj).__name__} object has no attribute {name!r}") from None
+        raise _invalid(f"{type(obj).__name__} object has no attribute {quote(name)}") from None
     return encode(session, value, bool(args.get("as_ref")))
 
 

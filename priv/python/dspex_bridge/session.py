@@ -13,7 +13,7 @@ import weakref
 import dspy
 
 from . import exports, inputs as typed_inputs, lms, modules, refs, signatures, streaming, tools
-from .errors import BridgeError
+from .errors import BridgeError, quote
 from .values import field_name, to_plain
 
 MODULE_KINDS = {"predict": dspy.Predict, "chain_of_thought": dspy.ChainOfThought}
@@ -63,13 +63,13 @@ class Session:
         LIVE_SESSIONS.add(self)
 
     def __repr__(self):
-        return f"<dspex Session {self.id} {self.name!r}>"
+        return f"<dspex Session {self.id} {quote(self.name)}>"
 
     def new_ref_number(self):
         return next(self._ref_numbers)
 
     def label(self):
-        return f"session {self.id}" + (f" {self.name!r}" if self.name else "")
+        return f"session {self.id}" + (f" {quote(self.name)}" if self.name else "")
 
     # -- operations (the op names Elixir sends) ------------------------------------------
 
@@ -103,7 +103,7 @@ class Session:
         cls = self.namespace.get(name)
         if not (isinstance(cls, type) and issubclass(cls, dspy.Module)):
             raise BridgeError(
-                "not_found", f"no dspy.Module subclass {name!r} loaded in {self.label()} (see load_module)"
+                "not_found", f"no dspy.Module subclass {quote(name)} loaded in {self.label()} (see load_module)"
             )
         return cls
 
@@ -132,13 +132,13 @@ class Session:
             return Program(MODULE_KINDS[kind](signature), kind, signature, spec)
         raise BridgeError(
             "invalid_argument",
-            f"module {kind!r} is not supported; use :predict, :chain_of_thought, :react or {{:custom, name}}",
+            f"module {quote(kind)} is not supported; use :predict, :chain_of_thought, :react or {{:custom, name}}",
         )
 
     def _install(self, pid, program, replace):
         with self._lock:
             if pid in self.programs and not replace:
-                raise BridgeError("already_exists", f"program {pid!r} already exists in {self.label()}")
+                raise BridgeError("already_exists", f"program {quote(pid)} already exists in {self.label()}")
             self.programs[pid] = program
         LIVE_PROGRAMS.add(program.module)
 
@@ -167,7 +167,7 @@ class Session:
     def _program(self, pid):
         program = self.programs.get(pid)
         if program is None:
-            raise BridgeError("not_found", f"no program {pid!r} in {self.label()}")
+            raise BridgeError("not_found", f"no program {quote(pid)} in {self.label()}")
         return program
 
     def put_program(self, args):
@@ -212,7 +212,7 @@ class Session:
         if reserved:
             raise BridgeError(
                 "invalid_argument",
-                f"program {pid!r}: input(s) {', '.join(sorted(reserved))} are reserved (DSPy control arguments)",
+                f"program {quote(pid)}: input(s) {', '.join(sorted(reserved))} are reserved (DSPy control arguments)",
             )
         names = program.input_names if program.input_names is not None else inputs.keys()
         missing = sorted(names - inputs.keys())
@@ -225,7 +225,7 @@ class Session:
                 parts.append("unknown " + ", ".join(unknown))
             raise BridgeError(
                 "invalid_argument",
-                f"program {pid!r} takes inputs {', '.join(sorted(program.input_names))}: {'; '.join(parts)}",
+                f"program {quote(pid)} takes inputs {', '.join(sorted(program.input_names))}: {'; '.join(parts)}",
             )
         lm = self.lm
         no_lm = f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
@@ -245,7 +245,7 @@ class Session:
             with self._lock:
                 self.failures += 1
             if lm.lm is None and isinstance(exc, ValueError) and "No LM is loaded" in str(exc):
-                raise BridgeError("no_lm", f"program {pid!r} called an LM, but {no_lm}") from None
+                raise BridgeError("no_lm", f"program {quote(pid)} called an LM, but {no_lm}") from None
             raise
         with self._lock:
             self.executions += 1
@@ -259,7 +259,7 @@ class Session:
         pid = args["id"]
         program = self._program(pid)
         if program.kind == "react" or program.input_names is None:
-            raise BridgeError("invalid_argument", f"program {pid!r} cannot be compiled (it has no fixed inputs)")
+            raise BridgeError("invalid_argument", f"program {quote(pid)} cannot be compiled (it has no fixed inputs)")
         trainset = args.get("trainset")
         if not isinstance(trainset, list) or not trainset or not all(isinstance(e, dict) for e in trainset):
             raise BridgeError("invalid_argument", "trainset must be a non-empty list of maps")
@@ -286,7 +286,7 @@ class Session:
             )
         else:
             raise BridgeError(
-                "invalid_argument", f"optimizer {optimizer!r}: use :labeled_few_shot or :bootstrap_few_shot"
+                "invalid_argument", f"optimizer {quote(optimizer)}: use :labeled_few_shot or :bootstrap_few_shot"
             )
         lm = self.lm
         if optimizer != "labeled_few_shot" and lm.lm is None:
@@ -335,7 +335,7 @@ class Session:
         pid = args["id"]
         with self._lock:
             if self.programs.pop(pid, None) is None:
-                raise BridgeError("not_found", f"no program {pid!r} in {self.label()}")
+                raise BridgeError("not_found", f"no program {quote(pid)} in {self.label()}")
         return None
 
     def reset(self, _args):

@@ -8,7 +8,7 @@ A function crosses as the capsule of its NIF handle (`key`), kept by what uses i
 import dspy
 
 from . import hooks, scope
-from .errors import BridgeError
+from .errors import BridgeError, quote
 from .values import to_plain
 
 
@@ -52,7 +52,7 @@ def metric(spec, timeout):
             )
             if isinstance(answer, bool) or isinstance(answer, (int, float)):
                 return answer
-            raise TypeError(f"the metric returned {answer!r}; it must return a boolean or a number")
+            raise TypeError(f"the metric returned {quote(answer)}; it must return a boolean or a number")
 
         return elixir_metric
-    raise BridgeError("invalid_argument", f"unknown metric {spec!r}")
+    raise BridgeError("invalid_argument", f"unknown metric {quote(spec)}")

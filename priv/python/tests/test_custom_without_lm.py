@@ -32,7 +32,7 @@ def test_a_module_that_calls_an_lm_without_one_is_no_lm(open_session):
     ok(call(session, "load_module", {"name": "m", "source": SOURCE}))
     ok(call(session, "create_program", {"id": "asks", "module": ["custom", "Asks"]}))
     error = err(call(session, "execute", {"id": "asks", "inputs": {"text": "hi"}}), "no_lm")
-    assert "program 'asks' called an LM" in error["message"]
+    assert 'program "asks" called an LM' in error["message"]
     assert "configure(session, lm:" in error["message"]
     assert "dspy.configure" not in error["message"]
     assert ok(call(session, "info"))["failures"] == 1

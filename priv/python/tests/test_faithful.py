@@ -106,7 +106,7 @@ def test_an_image_input_never_reads_a_file(open_session):
     ok(bridge.call(s, "create_program", {"id": "p", "signature": "photo: dspy.Image -> answer"}))
     for bad in ("/etc/passwd", {"url": "file:///etc/passwd"}, {"url": "x", "download": True}, 42):
         error = err(bridge.call(s, "execute", {"id": "p", "inputs": {"photo": bad}}), "invalid_argument")
-        assert "input 'photo'" in error["message"]
+        assert 'input "photo"' in error["message"]
 
 
 def test_a_program_adapter_shapes_the_request(open_session, server):

@@ -48,11 +48,11 @@ def test_refs_in_arguments_are_objects_of_the_same_session_only(open_session):
 @pytest.mark.parametrize(
     "target, words",
     [
-        ("os.system", "root 'os' is not importable"),
+        ("os.system", 'root "os" is not importable'),
         ("dspy.__builtins__", "not a public name"),
         ("dspy._private", "not a public name"),
         ("dspy.utils..x", "not a public name"),
-        ("dspy.NoSuchThing", "has no 'NoSuchThing'"),
+        ("dspy.NoSuchThing", 'has no "NoSuchThing"'),
         (42, "dotted path"),
     ],
 )

@@ -42,7 +42,7 @@ def test_ops_are_exactly_the_documented_ones():
 def test_unknown_ops_are_refused_and_do_nothing(open_session, op):
     session = open_session(dummy())
     error = err(call(session, op), "invalid_argument")
-    assert repr(op) in error["message"]
+    assert f'"{op}"' in error["message"]
     assert not session.closed
     assert ok(call(session, "info"))["id"] == session.id
 
@@ -115,7 +115,7 @@ def test_unsupported_module_kind(open_session):
         call(session, "create_program", {"id": "x", "module": "program_of_thought", "signature": "q -> a"}),
         "invalid_argument",
     )
-    assert "'program_of_thought'" in error["message"]
+    assert '"program_of_thought"' in error["message"]
     # ReAct needs tools.
     error = err(call(session, "create_program", {"id": "x", "module": "react", "signature": "q -> a"}), "invalid_argument")
     assert "at least one tool" in error["message"]
@@ -135,7 +135,7 @@ def test_already_exists_keeps_the_old_program(open_session):
     error = err(
         call(session, "create_program", {"id": "qa", "signature": "question -> verdict"}), "already_exists"
     )
-    assert "'qa'" in error["message"]
+    assert '"qa"' in error["message"]
     assert ok(call(session, "execute", {"id": "qa", "inputs": {"question": "?"}})) == {"answer": "old"}
 
 
@@ -211,7 +211,7 @@ def test_no_lm(open_session):
 def test_not_found(open_session):
     session = open_session(dummy({"answer": "x"}))
     error = err(call(session, "execute", {"id": "ghost", "inputs": {}}), "not_found")
-    assert "'ghost'" in error["message"]
+    assert '"ghost"' in error["message"]
     err(call(session, "delete_program", {"id": "ghost"}), "not_found")
 
 
@@ -319,7 +319,7 @@ def test_released_session_answers_closed(open_session):
     bridge.release(session)
     for op in sorted(OPS):
         error = err(call(session, op, {"id": "qa", "inputs": {"question": "?"}}), "closed")
-        assert "'gone'" in error["message"]
+        assert '"gone"' in error["message"]
     bridge.release(session)  # releasing twice is harmless
 
 
