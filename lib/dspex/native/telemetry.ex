@@ -4,8 +4,9 @@ defmodule DSPex.Native.Telemetry do
 
   dspex_native does not depend on `:telemetry`: it emits events when the application that
   uses it has `:telemetry` loaded (any dependency such as Phoenix, Ecto or Finch brings
-  it), and costs nothing more than one `persistent_term` read per call otherwise. Times
-  are in `:native` units (`System.convert_time_unit/3` turns them into others).
+  it), and costs one `persistent_term` read per call otherwise. Whether it is loaded is
+  checked once, when `:dspex_native` starts. Times are in `:native` units
+  (`System.convert_time_unit/3` turns them into others).
 
   | event | measurements | metadata | when |
   | --- | --- | --- | --- |
@@ -35,6 +36,9 @@ defmodule DSPex.Native.Telemetry do
   @compile {:no_warn_undefined, :telemetry}
 
   @enabled {__MODULE__, :enabled}
+
+  @lm_measurements for k <- ~w(prompt_tokens completion_tokens total_tokens cost)a,
+                       do: {Atom.to_string(k), k}
 
   @doc """
   Whether events are emitted: `:telemetry` is loaded. Checked once, then cached.
@@ -74,10 +78,10 @@ defmodule DSPex.Native.Telemetry do
   def lm_call(report, request, metadata) do
     if enabled?() do
       measurements =
-        for key <- ["prompt_tokens", "completion_tokens", "total_tokens", "cost"],
+        for {key, name} <- @lm_measurements,
             is_number(report[key]),
             into: %{},
-            do: {String.to_atom(key), report[key]}
+            do: {name, report[key]}
 
       measurements =
         if is_number(report["duration_ms"]),
