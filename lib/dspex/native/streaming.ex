@@ -5,10 +5,11 @@ defmodule DSPex.Native.Streaming do
   # Enumeration starts a process that runs the job (so the consumer stays free to consume);
   # each piece the job sends reaches the consumer as a message, and is answered when the
   # consumer takes it: the job sends the next piece only then, so a slow consumer slows the
-  # stream instead of filling its mailbox. Halting early (`Enum.take/2`) or a timeout ends
-  # the job the way a timed-out `execute` does: the process is told to halt (killed if it
-  # does not end within @halt_patience), its job cancelled, and no message of the stream
-  # is left behind. Told, not killed: it ends its telemetry span (`result: :halted`).
+  # stream instead of filling its mailbox. Halting early (`Enum.take/2`), an exception in
+  # the consumer or a timeout ends the job the way a timed-out `execute` does: the process
+  # is told to halt (killed if it has not ended within @halt_patience), its job cancelled,
+  # and no message of the stream is left behind. Told rather than killed, so that it ends
+  # its telemetry span (`result: :halted`).
 
   alias DSPex.Native.{Error, Job, NIF, Session}
 
