@@ -4,12 +4,16 @@
 #   make bench  the benchmark (see README "Performance")
 
 PYTHON ?= python3
-VENV ?= $(CURDIR)/.venv
-REQUIREMENTS := priv/python/requirements.txt
-STAMP := $(VENV)/.dspex-requirements
+VENV ?= $(or $(DSPEX_PYTHON),$(CURDIR)/.venv)
 
-# The NIF links against the venv's Python and uses it at run time.
-export PYO3_PYTHON := $(VENV)/bin/python
+# Build and run are separate settings. The NIF links against a build Python's libpython,
+# resolved as mix.exs resolves it (the same string, or cargo would rebuild pyo3 between
+# `cargo test` and `mix compile`); the venv that runs is a run-time setting.
+ifeq ($(strip $(PYO3_PYTHON)),)
+PYO3_PYTHON := $(shell $(PYTHON) priv/dspex_venv.py build-python)
+endif
+export PYO3_PYTHON
+export DSPEX_PYTHON := $(VENV)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
 .PHONY: setup system venv build test test-rust test-python test-elixir demo bench soak format lint clean
@@ -29,14 +33,10 @@ system:
 	  fi; \
 	fi
 
-# The venv is rebuilt only when the requirements or the base Python change.
+# The same script as `mix dspex_native.setup`: a no-op while the stamp (requirements hash +
+# Python version) matches; uv when it can get it, else pip.
 venv:
-	@want="$$(cat $(REQUIREMENTS) | sha256sum | cut -c1-16) $$($(PYTHON) -c 'import sys; print(sys.version.split()[0])')"; \
-	if [ -x $(VENV)/bin/python ] && [ "$$(cat $(STAMP) 2>/dev/null)" = "$$want" ]; then exit 0; fi; \
-	echo "==> creating the Python environment in $(VENV) (dspy and its dependencies, about a minute)"; \
-	rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && \
-	$(VENV)/bin/pip install -q --disable-pip-version-check -r $(REQUIREMENTS) && \
-	echo "$$want" > $(STAMP)
+	@$(PYO3_PYTHON) priv/dspex_venv.py setup --quiet $(VENV)
 
 build: setup
 	mix compile

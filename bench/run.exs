@@ -15,9 +15,7 @@ defmodule Bench do
   alias DSPex.Native.Test.OpenAIServer
   alias DSPex.Native.Test.OpenAIServer.JSON
 
-  @root Path.expand("..", __DIR__)
-
-  def python, do: System.get_env("PYO3_PYTHON") || Path.join(@root, ".venv/bin/python")
+  def python, do: Path.join(DSPex.Native.Environment.venv(), "bin/python")
 
   # -- statistics ---------------------------------------------------------------------------
 

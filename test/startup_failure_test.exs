@@ -30,10 +30,7 @@ defmodule DSPex.Native.StartupFailureTest do
     assert lines["STATUS"] == ":idle"
   end
 
-  defp build_venv do
-    python = System.get_env("PYO3_PYTHON") || Path.expand(".venv/bin/python")
-    Path.dirname(Path.dirname(python))
-  end
+  defp build_venv, do: DSPex.Native.Environment.venv()
 
   defp base_python do
     cfg = File.read!(Path.join(build_venv(), "pyvenv.cfg"))

@@ -1,9 +1,7 @@
-// Link against the Python that PYO3_PYTHON names (the project's venv), with an rpath to its
-// libpython: without one the loader silently picks the system's libpython instead.
+// Link against the libpython of the build Python that PYO3_PYTHON names, with an rpath to it:
+// without one the loader silently picks the system's libpython instead. Which venv runs is
+// decided at run time (Config::python), so nothing about it is baked in here.
 fn main() {
     pyo3_build_config::add_libpython_rpath_link_args();
-    let config = pyo3_build_config::get();
-    let python = config.executable().map(str::to_owned).unwrap_or_default();
-    println!("cargo:rustc-env=DSPEX_BUILD_PYTHON={python}");
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
 }

@@ -22,7 +22,7 @@ defmodule DSPex.Native.Application do
   | key | environment | default | meaning |
   | --- | --- | --- | --- |
   | `:start` | | `true` | start the runtime with the application; `false` leaves it to your supervision tree (application config only) |
-  | `:python` | `DSPEX_PYTHON` | the venv the NIF was built against | a venv directory or its `bin/python` |
+  | `:python` | `DSPEX_PYTHON` | the library's own `.venv` (see `mix dspex_native.setup`) | the venv that runs: a directory or its `bin/python` |
   | `:workers` | `DSPEX_WORKERS` | 4 × cores, 4..32 | Python worker threads kept ready |
   | `:max_workers` | `DSPEX_MAX_WORKERS` | 64 | the pool grows to this many threads while calls wait for a worker (LM calls wait on HTTP without the GIL); extra threads retire after 10 s idle |
   | `:queue_size` | `DSPEX_QUEUE_SIZE` | 10000 | jobs that may wait before calls get `:overloaded` |

@@ -102,6 +102,14 @@ defmodule DSPex.Native.Runtime do
     end
   end
 
+  # The venv's own order (config, DSPEX_PYTHON, the library's .venv) is Environment's.
+  defp setting(opts, :python, _env) do
+    case Keyword.fetch(opts, :python) do
+      {:ok, value} -> value
+      :error -> DSPex.Native.Environment.venv()
+    end
+  end
+
   defp setting(opts, key, env) do
     value =
       case Keyword.fetch(opts, key) do

@@ -164,7 +164,7 @@ pub fn import_bridge<'py>(
             && e.to_string().contains("'dspy'");
         if missing_dspy {
             format!(
-                "dspy is not installed in {} ({e}); install the pinned requirements with `make venv`",
+                "dspy is not installed in {} ({e}); install the pinned requirements with `mix dspex_native.setup`",
                 env.prefix.display()
             )
         } else {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// What `DSPex.Native.Application` passes at start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// A venv directory or a python executable; `None` means the build-time environment.
+    /// A venv directory or a python executable; `None` fails start-up (it has no default).
     pub python: Option<PathBuf>,
     /// Python worker threads kept ready.
     pub workers: usize,
@@ -75,7 +75,7 @@ pub fn resolve_python(given: &Path) -> Result<PythonEnv, String> {
     };
     if !executable.exists() {
         return Err(format!(
-            "no Python environment at {} (looked for {}); create it with `make venv` or set DSPEX_PYTHON",
+            "no Python environment at {} (looked for {}); create it with `mix dspex_native.setup` or set DSPEX_PYTHON",
             given.display(),
             executable.display()
         ));
@@ -115,13 +115,14 @@ pub fn check_version(venv_version: &str, linked_version: &str) -> Result<(), Str
         Err(format!(
             "the environment was made by Python {venv_version}, but the NIF is linked against \
              libpython {linked}; use a venv made by that Python, or rebuild the NIF with \
-             PYO3_PYTHON pointing at the environment's python"
+             PYO3_PYTHON pointing at the Python that made the environment"
         ))
     }
 }
 
-/// Checks that dspy is installed in the venv (as a package or its dist-info), so a venv
-/// without it fails the start instead of a running runtime that refuses every call.
+/// Checks that dspy is installed in the venv (as a package or its dist-info, in its
+/// site-packages or a folder a `.pth` file there adds), so a venv without it fails the
+/// start instead of a running runtime that refuses every call.
 pub fn check_dspy(env: &PythonEnv, version: &str) -> Result<(), String> {
     let major_minor: Vec<&str> = version.split('.').take(2).collect();
     let site = env
@@ -129,15 +130,10 @@ pub fn check_dspy(env: &PythonEnv, version: &str) -> Result<(), String> {
         .join("lib")
         .join(format!("python{}", major_minor.join(".")))
         .join("site-packages");
-    let installed = site.join("dspy").is_dir()
-        || std::fs::read_dir(&site).is_ok_and(|entries| {
-            entries.flatten().any(|e| {
-                let name = e.file_name();
-                let name = name.to_string_lossy();
-                name.starts_with("dspy-") && name.ends_with(".dist-info")
-            })
-        });
-    if installed {
+    if std::iter::once(site.clone())
+        .chain(pth_folders(&site))
+        .any(|folder| has_dspy(&folder))
+    {
         Ok(())
     } else {
         Err(format!(
@@ -147,6 +143,36 @@ pub fn check_dspy(env: &PythonEnv, version: &str) -> Result<(), String> {
             site.display()
         ))
     }
+}
+
+fn has_dspy(folder: &Path) -> bool {
+    folder.join("dspy").is_dir()
+        || std::fs::read_dir(folder).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with("dspy-") && name.ends_with(".dist-info")
+            })
+        })
+}
+
+/// The folders the `.pth` files in `site` add to `sys.path` (their lines that are paths).
+fn pth_folders(site: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(site) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pth"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .flat_map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("import"))
+                .map(|l| site.join(l))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -203,6 +229,16 @@ mod tests {
         };
         let err = check_dspy(&env, "3.11.7").unwrap_err();
         assert!(err.contains("dspy is not installed"), "{err}");
+        // A folder a .pth file adds counts, as Python's site module reads it.
+        let other = dir.join("other");
+        std::fs::create_dir_all(other.join("dspy")).unwrap();
+        std::fs::write(
+            site.join("more.pth"),
+            format!("# a comment\n{}\n", other.display()),
+        )
+        .unwrap();
+        assert!(check_dspy(&env, "3.11.7").is_ok());
+        std::fs::remove_file(site.join("more.pth")).unwrap();
         std::fs::create_dir_all(site.join("dspy-3.4.1.dist-info")).unwrap();
         assert!(check_dspy(&env, "3.11.7").is_ok());
         std::fs::remove_dir_all(&dir).unwrap();

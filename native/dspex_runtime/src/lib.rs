@@ -51,7 +51,6 @@ pub use gate::{Cancelled, Deliver, Gate, GateState, Timing};
 pub use op::{GlobalOp, Op};
 pub use pool::{Pool, PoolStats, Status};
 pub use session::SessionCell;
-pub use startup::BUILD_PYTHON;
 pub use value::{Handle, Value, MAX_BIG_DIGITS, MAX_DEPTH, MAX_FRAMING};
 pub use walk::{read as walk_read, write as walk_write, Failure, Node, ReadError, Reader, Writer};
 

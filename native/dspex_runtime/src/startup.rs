@@ -3,7 +3,6 @@
 //! reach the BEAM, then start the workers and the control thread. The thread then stays
 //! alive, because it is Python's main thread (signal handling lives there).
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use pyo3::prelude::*;
@@ -18,9 +17,6 @@ use crate::events::{self, Event, Ready};
 use crate::gate::millis;
 use crate::pool::{Pool, Status};
 use crate::workers;
-
-/// The Python the NIF was built against (`PYO3_PYTHON` at build time).
-pub const BUILD_PYTHON: &str = env!("DSPEX_BUILD_PYTHON");
 
 /// The Python runtime's main thread: starts the interpreter, then stays alive so that
 /// Python's notion of its main thread stays valid (signal handling lives there).
@@ -75,11 +71,13 @@ pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
 /// The environment `config` names, checked without starting Python: it exists, it was made
 /// by the Python the NIF is linked against, and dspy is installed in it.
 pub fn environment(config: &Config) -> Result<PythonEnv, String> {
-    let python = config
-        .python
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(BUILD_PYTHON));
-    let env = config::resolve_python(&python)?;
+    // Which venv runs is a run-time setting only: nothing about it is baked into the build.
+    let python = config.python.as_deref().ok_or_else(|| {
+        "no Python environment configured: set `config :dspex_native, python: \"/path/to/venv\"` \
+         or DSPEX_PYTHON (create one with `mix dspex_native.setup`)"
+            .to_owned()
+    })?;
+    let env = config::resolve_python(python)?;
     let linked = bootstrap::linked_version();
     let Some(version) = &env.version else {
         return Err(format!(

@@ -10,7 +10,9 @@ use dspex_runtime::{Config, Error, GlobalOp, Op, Reason, SessionCell, Status, Va
 
 fn pool() -> &'static dspex_runtime::Pool {
     let bridge = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../priv/python");
+    // The venv to run is a run-time setting: `make test-rust` passes it as DSPEX_PYTHON.
     dspex_runtime::start(Config {
+        python: std::env::var_os("DSPEX_PYTHON").map(PathBuf::from),
         workers: 4,
         bridge_path: bridge,
         warm: false,
