@@ -28,4 +28,5 @@ defmodule DSPex.Native.DoctestTest do
   doctest DSPex.Native.Session
   doctest DSPex.Native.Error
   doctest DSPex.Native.Py
+  doctest DSPex.Native.Telemetry
 end

@@ -59,4 +59,14 @@ defmodule DSPex.Native.ProtocolTest do
 
     assert MapSet.new(python) == MapSet.new(protocol.ops)
   end
+
+  test "Rust and Elixir send times in the same unit" do
+    {:ok, protocol} = DSPex.Native.NIF.protocol()
+    assert protocol.time_unit == DSPex.Native.Job.time_unit()
+    # The answer carries its queue and Python times as floats in that unit.
+    tag = :erlang.alias()
+    {:ok, _job} = DSPex.Native.NIF.global_call("ping", :pong, tag)
+    assert_receive {^tag, {:ok, :pong}, queue, python} when is_float(queue) and is_float(python)
+    :erlang.unalias(tag)
+  end
 end

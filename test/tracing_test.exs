@@ -1,5 +1,6 @@
 defmodule DSPex.Native.TracingTest do
-  # Tracing is off by default and shows start-up, jobs and releases when switched on.
+  # Tracing is off by default and, switched on, shows start-up, jobs and releases through
+  # Logger, each line at its own level (not on raw stderr).
   use ExUnit.Case, async: true
 
   import DSPex.Native.TestHelpers
@@ -15,19 +16,36 @@ defmodule DSPex.Native.TracingTest do
   # The release is counted after it is traced.
   released = fn -> DSPex.Native.NIF.pool_stats()["releases_done"] >= 1 end
   true = DSPex.Native.TestHelpers.eventually(released, 30_000)
+  # Lines go through DSPex.Native.Events: once it has taken what waits, Logger has them.
+  :sys.get_state(DSPex.Native.Events)
+  Logger.flush()
   IO.puts("DONE")
   """
 
-  test "DSPEX_TRACE=debug shows start-up, each job and each release on stderr" do
+  # A Logger console line: time, level, then the message.
+  defp logged(level, message), do: ~r/^\d\d:\d\d:\d\d\.\d{3} \[#{level}\] #{message}/m
+
+  test "DSPEX_TRACE=debug shows start-up, each job and each release as Logger lines" do
     output = run_beam(@script, [{"DSPEX_TRACE", "debug"}])
     assert output =~ "DONE"
-    assert output =~ "Python ready"
-    assert output =~ ~r/job\{op="execute" session=\d+\}.*job done/
-    assert output =~ "session released"
+
+    assert output =~
+             logged("info", "dspex-python startup: dspex_runtime::startup: starting Python")
+
+    assert output =~
+             logged("debug", ~S'dspex-worker-\d+ job\{op="execute" session=\d+\}: .*job done')
+
+    assert output =~ logged("debug", "dspex-worker-\\d+ release: .*session released")
   end
 
-  test "without DSPEX_TRACE the pool prints nothing" do
+  test "without DSPEX_TRACE only the runtime's info lines are logged" do
     output = run_beam(@script, [{"DSPEX_TRACE", ""}])
-    assert String.trim(output) == "DONE"
+    lines = output |> String.split("\n", trim: true)
+    assert "DONE" in lines
+    assert output =~ logged("info", "dspex_native: Python [\\d.]+ ready in")
+
+    for line <- lines, line != "DONE" do
+      assert line =~ logged("info", "dspex_native: (Python|LM client stack)")
+    end
   end
 end

@@ -27,7 +27,7 @@ defmodule DSPex.Native.Application do
   | `:max_workers` | `DSPEX_MAX_WORKERS` | 64 | the pool grows to this many threads while calls wait for a worker (LM calls wait on HTTP without the GIL); extra threads retire after 10 s idle |
   | `:queue_size` | `DSPEX_QUEUE_SIZE` | 10000 | jobs that may wait before calls get `:overloaded` |
   | `:history_size` | `DSPEX_HISTORY_SIZE` | 100 | LM calls each session's LM and programs remember (DSPy keeps 10000) |
-  | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, on stderr |
+  | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, logged through Logger |
   | `:warm` | | `true` | import litellm in the background once Python is up |
   | `:importable` | | `["dspy"]` | the roots `DSPex.Native.Py` may resolve dotted paths under |
 
@@ -40,7 +40,10 @@ defmodule DSPex.Native.Application do
 
   @impl true
   def start(_type, _args) do
-    children = if Application.get_env(:dspex_native, :start, true), do: [DSPex.Native], else: []
+    # Events always, and first: it reports the runtime's start-up wherever the runtime runs
+    # (here, or in the user's tree with `start: false`); events from before it wait for it.
+    runtime = if Application.get_env(:dspex_native, :start, true), do: [DSPex.Native], else: []
+    children = [DSPex.Native.Events | runtime]
     Supervisor.start_link(children, strategy: :one_for_one, name: DSPex.Native.Supervisor)
   end
 end

@@ -2,33 +2,74 @@ defmodule DSPex.Native.Job do
   @moduledoc false
   # Queue a job and wait for its answer, with a deadline that cancels.
   #
-  # The NIF returns a job handle at once; a worker later sends `{tag, answer}`, and while
-  # the job runs, the messages `dspex_runtime::callbacks::Outbound` declares:
-  # `{tag, {:output, payload}}` (Python's prints and log records) and
+  # The NIF returns a job handle at once; a worker later sends the answer,
+  # `{tag, {:ok, value} | {:error, error}, queue_ms, python_ms}` (how long the job waited
+  # for a worker, and ran on it: float milliseconds, the protocol's one time unit), and
+  # while the job runs, the messages `dspex_runtime::callbacks::Outbound` declares:
+  # `{tag, {:output, payload}}` (Python's prints, log records and LM call reports) and
   # `{tag, {:callback, id, request, timeout_ms}}` (run an Elixir tool or metric). All of them
   # pass the job's gate. The deadline is computed once and checked before every receive, so
   # no stream of messages can hold the call past it. On the deadline the job is cancelled
   # through its gate: either it will never send anything again (queued, or running and
   # interrupted), or its answer is already in our mailbox and is taken. Either way, once
-  # the call returns, every `{tag, _}` message has been taken and no more can come: the tag
-  # is an alias (for the output sink's reports), deactivated before the final flush.
+  # the call returns, every `{tag, ...}` message has been taken and no more can come: the
+  # tag is an alias (for the output sink's reports), deactivated before the final flush.
+  #
+  # Every call is a `[:dspex_native, :call, ...]` span when `:telemetry` is loaded (see
+  # `DSPex.Native.Telemetry`); without it, a call costs one `persistent_term` read more.
 
-  alias DSPex.Native.{Callbacks, Error, NIF, Output}
+  alias DSPex.Native.{Callbacks, Error, NIF, Output, Telemetry}
 
-  defstruct [:tag, :job, :deadline, :timeout, :output, keeper: nil, stream: nil]
+  defstruct [
+    :tag,
+    :job,
+    :deadline,
+    :timeout,
+    :output,
+    :request,
+    :metadata,
+    keeper: nil,
+    stream: nil,
+    halt: nil
+  ]
+
+  @doc false
+  # The protocol's one unit for times that cross: timeouts as integers, durations as floats.
+  def time_unit, do: :millisecond
 
   @doc false
   # `{nif, args}` queues the job through NIF `nif` (args, then the tag), or its dirty twin
   # when the normal one found the arguments too big (see `NIF.with_dirty/2`). `metadata`
-  # goes with the log records Python emits during the job.
+  # (`session:` id, `session_name:`) goes with the log records Python emits during the job
+  # and with its telemetry.
   #
   # `stream` (`{pid, ref}`) receives the pieces a streaming job sends, as
   # `{ref, {:piece, id, event}}`; whoever takes one answers `NIF.callback_reply(id, ...)`,
-  # and the job sends the next only then.
-  def run({nif, args}, timeout, metadata \\ [], stream \\ nil) do
+  # and the job sends the next only then. `{ref, :halt}` sent to the waiting process stops
+  # the job: the call then returns `:halted`.
+  def run(request, timeout, metadata \\ [], stream \\ nil) do
+    if Telemetry.enabled?() do
+      Telemetry.call(request, metadata, fn -> run_timed(request, timeout, metadata, stream) end)
+    else
+      elem(run_timed(request, timeout, metadata, stream), 0)
+    end
+  end
+
+  # `{result, {queue_ms, python_ms} | nil}`: nil when no answer came (timeout, refused).
+  defp run_timed({nif, args} = request, timeout, metadata, stream) do
     tag = :erlang.alias()
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
-    call = %__MODULE__{tag: tag, deadline: deadline, timeout: timeout, stream: stream}
+
+    call = %__MODULE__{
+      tag: tag,
+      deadline: deadline,
+      timeout: timeout,
+      stream: stream,
+      # Nobody sends `{tag, :halt}`: a call that is not a stream cannot be halted.
+      halt: if(stream, do: elem(stream, 1), else: tag),
+      request: request,
+      metadata: metadata
+    }
 
     try do
       case safe(fn -> NIF.with_dirty(nif, args ++ [tag]) end) do
@@ -36,11 +77,13 @@ defmodule DSPex.Native.Job do
           await(%{call | job: job, output: Output.new(tag, metadata)})
 
         {:ok, resource, job} ->
-          with {:ok, _} <- await(%{call | job: job, output: Output.new(tag, metadata)}),
-               do: {:ok, resource}
+          case await(%{call | job: job, output: Output.new(tag, metadata)}) do
+            {{:ok, _}, timing} -> {{:ok, resource}, timing}
+            other -> other
+          end
 
         {:error, error} ->
-          {:error, Error.from_native(error)}
+          {{:error, Error.from_native(error)}, nil}
       end
     after
       :erlang.unalias(tag)
@@ -53,56 +96,66 @@ defmodule DSPex.Native.Job do
   defp left(:infinity), do: :infinity
   defp left(deadline), do: max(deadline - now(), 0)
 
-  defp await(%{tag: tag} = call) do
+  defp await(%{tag: tag, halt: halt} = call) do
     case left(call.deadline) do
       0 ->
-        give_up(call)
+        give_up(call, :timeout)
 
       left ->
         receive do
+          {^tag, {:output, %{"kind" => "lm"} = report}} ->
+            Telemetry.lm_call(report, call.request, call.metadata)
+            await(call)
+
           {^tag, {:output, payload}} ->
             await(%{call | output: Output.handle(payload, call.output)})
 
           {^tag, {:callback, id, request, timeout_ms}} ->
             await(call_back(call, id, request, timeout_ms))
 
-          {^tag, {:ok, _} = answer} ->
-            finish(call, unwrap(answer))
+          {^tag, answer, queue_ms, python_ms} ->
+            finish(call, unwrap(answer), {queue_ms, python_ms})
 
-          {^tag, {:error, _} = answer} ->
-            finish(call, unwrap(answer))
+          {^halt, :halt} ->
+            give_up(call, :halted)
 
           {^tag, report} ->
             await(%{call | output: Output.report(report, call.output)})
         after
-          left -> give_up(call)
+          left -> give_up(call, :timeout)
         end
     end
   end
 
-  defp give_up(%{tag: tag} = call) do
+  # Cancels the job: on its deadline (`:timeout`) or when a stream's consumer stops it.
+  defp give_up(%{tag: tag} = call, why) do
     case NIF.job_cancel(call.job) do
       :sent ->
         # Delivered under the gate before our cancel: it is in the mailbox, maybe behind
         # other messages of the job, which the final flush takes.
         receive do
-          {^tag, {:ok, _} = answer} -> finish(call, unwrap(answer))
-          {^tag, {:error, _} = answer} -> finish(call, unwrap(answer))
+          {^tag, answer, queue_ms, python_ms} ->
+            finish(call, unwrap(answer), {queue_ms, python_ms})
         after
           # Cannot happen (the gate delivered it); a guard against a hang all the same.
           5_000 ->
-            finish(call, {:error, Error.new(:internal_error, "a delivered answer was lost")})
+            error = Error.new(:internal_error, "a delivered answer was lost")
+            finish(call, {:error, error}, nil)
         end
 
+      _stopped when why == :halted ->
+        finish(call, :halted, nil)
+
       _stopped ->
-        finish(call, {:error, Error.new(:timeout, "no answer within #{call.timeout} ms")})
+        error = Error.new(:timeout, "no answer within #{call.timeout} ms")
+        finish(call, {:error, error}, nil)
     end
   end
 
-  defp finish(call, result) do
+  defp finish(call, result, timing) do
     Callbacks.stop(call.keeper)
     Output.finish(call.output)
-    result
+    {result, timing}
   end
 
   # Every message of this call still in the mailbox (after the job's gate is closed and
@@ -110,6 +163,7 @@ defmodule DSPex.Native.Job do
   defp flush(tag) do
     receive do
       {^tag, _} -> flush(tag)
+      {^tag, _, _, _} -> flush(tag)
     after
       0 -> :ok
     end
@@ -137,12 +191,19 @@ defmodule DSPex.Native.Job do
   def safe(fun) do
     fun.()
   rescue
+    # `in ErlangError` also catches what Elixir turns into other exceptions (a NIF's badarg
+    # into ArgumentError, which has no `original`): those are raised again as they are.
     e in ErlangError ->
-      case e.original do
-        :not_loaded -> {:error, not_loaded()}
+      case e do
+        %ErlangError{original: :not_loaded} ->
+          {:error, not_loaded()}
+
         # rustler turns a panic into this exception; the caller gets an error instead.
-        :nif_panicked -> {:error, {:internal_error, "a panic in the NIF was caught", nil, nil}}
-        _ -> reraise(e, __STACKTRACE__)
+        %ErlangError{original: :nif_panicked} ->
+          {:error, {:internal_error, "a panic in the NIF was caught", nil, nil}}
+
+        _ ->
+          reraise(e, __STACKTRACE__)
       end
   end
 

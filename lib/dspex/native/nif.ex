@@ -2,7 +2,7 @@ defmodule DSPex.Native.NIF do
   @moduledoc false
   # The NIF functions (native/dspex_native/src/nif.rs). None of them takes the GIL or waits
   # for Python: calls that need Python queue a job and return `{:ok, job}`; the answer
-  # arrives later as `{tag, {:ok, value} | {:error, error}}`. A call whose arguments are
+  # arrives later as `{tag, {:ok, value} | {:error, error}, queue_ms, python_ms}`. A call whose arguments are
   # too big to decode on a normal scheduler answers `:dirty`: call its `_dirty` twin.
   #
   # Loading never fails the module: if the library cannot be loaded, the stubs stay and
@@ -62,4 +62,6 @@ defmodule DSPex.Native.NIF do
   def remote_handle(_node, _id), do: :erlang.nif_error(:not_loaded)
   def remote_handle_info(_handle), do: :erlang.nif_error(:not_loaded)
   def protocol, do: :erlang.nif_error(:not_loaded)
+  def events_subscribe(_pid, _lm_calls), do: :erlang.nif_error(:not_loaded)
+  def events_take, do: :erlang.nif_error(:not_loaded)
 end

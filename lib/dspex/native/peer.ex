@@ -22,8 +22,8 @@ defmodule DSPex.Native.Peer do
 
   Options: `:name` (default a unique `dspex_peer_N`), `:env` (extra OS environment,
   `[{"VAR", "value"}]`), `:timeout` (default 60 000 ms). The peer gets this node's code
-  path, cookie and `:dspex_native` configuration, and stops when the calling process
-  exits (it is linked to it).
+  path, cookie, `:dspex_native` configuration and Logger levels (its log lines come here),
+  and stops when the calling process exits (it is linked to it).
 
   ## Examples
 
@@ -66,9 +66,11 @@ defmodule DSPex.Native.Peer do
 
     timeout = Keyword.get(opts, :timeout, 60_000)
 
+    config = Application.get_all_env(:dspex_native)
+    logger = [level: Logger.level(), console: Application.get_env(:logger, :console, [])]
+
     with {:ok, pid, node} <- :peer.start_link(peer_opts),
-         :ok <-
-           :erpc.call(node, __MODULE__, :boot, [Application.get_all_env(:dspex_native)], timeout) do
+         :ok <- :erpc.call(node, __MODULE__, :boot, [config, logger], timeout) do
       :persistent_term.put({__MODULE__, node}, pid)
       {:ok, node}
     else
@@ -81,8 +83,11 @@ defmodule DSPex.Native.Peer do
   end
 
   @doc false
-  # Runs on the peer: same configuration, then wait for Python.
-  def boot(config) do
+  # Runs on the peer: same configuration and Logger levels, then wait for Python.
+  def boot(config, logger) do
+    {:ok, _} = Application.ensure_all_started(:logger)
+    Logger.configure(level: logger[:level])
+    Logger.configure_backend(:console, Keyword.take(logger[:console], [:level]))
     for {key, value} <- config, do: Application.put_env(:dspex_native, key, value)
     {:ok, _} = Application.ensure_all_started(:dspex_native)
     DSPex.Native.await_ready(:infinity)

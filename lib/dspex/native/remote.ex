@@ -146,8 +146,8 @@ defmodule DSPex.Native.Remote do
   # result go to the caller's consumer.
   def stream_here(id, args, timeout, {consumer, ref} = to) do
     case :ets.lookup(@table, id) do
-      [{^id, %Session{resource: resource, id: session_id}}] ->
-        DSPex.Native.Streaming.produce(resource, session_id, args, timeout, to)
+      [{^id, %Session{} = session}] ->
+        DSPex.Native.Streaming.produce(session, args, timeout, to)
 
       _ ->
         send(

@@ -89,12 +89,12 @@ defmodule DSPex.Native.Requests do
     end
   end
 
-  defp stream_here(%Session{node: node, resource: resource, id: sid}, id, inputs, opts) do
+  defp stream_here(%Session{node: node, resource: resource} = session, id, inputs, opts) do
     # The stream keeps the handle: while it runs, the session cannot be collected (and closed).
     where =
       if node,
         do: {:remote, node, elem(NIF.remote_handle_info(resource), 1), resource},
-        else: {:local, resource, sid}
+        else: {:local, session}
 
     with {:ok, opts} <- Args.options(opts, [:timeout, :fields, :status]),
          {:ok, id} <- Args.program_id(id),
@@ -384,9 +384,9 @@ defmodule DSPex.Native.Requests do
 
   defp route(_session, _call, _opts, _default, local), do: local.()
 
-  defp request(%Session{resource: resource, id: id}, op, args, opts, default) do
+  defp request(%Session{resource: resource, id: id, name: name}, op, args, opts, default) do
     with {:ok, timeout} <- Args.timeout(opts, default) do
-      Job.run({:session_call, [resource, op, args]}, timeout, session: id)
+      Job.run({:session_call, [resource, op, args]}, timeout, session: id, session_name: name)
     end
   end
 

@@ -5,14 +5,18 @@ defmodule DSPex.Native.Streaming do
   # Enumeration starts a process that runs the job (so the consumer stays free to consume);
   # each piece the job sends reaches the consumer as a message, and is answered when the
   # consumer takes it: the job sends the next piece only then, so a slow consumer slows the
-  # stream instead of filling its mailbox. Halting early (`Enum.take/2`), a crash of the
-  # consumer or a timeout ends the job the way a timed-out `execute` does: the process is
-  # killed, its job cancelled, and no message of the stream is left behind.
+  # stream instead of filling its mailbox. Halting early (`Enum.take/2`), an exception in
+  # the consumer or a timeout ends the job the way a timed-out `execute` does: the process
+  # is told to halt (killed if it has not ended within @halt_patience), its job cancelled,
+  # and no message of the stream is left behind. Told rather than killed, so that it ends
+  # its telemetry span (`result: :halted`).
 
-  alias DSPex.Native.{Error, Job, NIF}
+  alias DSPex.Native.{Error, Job, NIF, Session}
+
+  @halt_patience 5_000
 
   @doc false
-  # `where` is `{:local, resource, session_id}` or `{:remote, node, id, handle}` (a session
+  # `where` is `{:local, session}` or `{:remote, node, id, handle}` (a session
   # another node holds for this one: the job runs there, its pieces cross as messages). The
   # state keeps `where`, so the session's handle lives as long as the stream.
   def stream(where, args, timeout) do
@@ -25,14 +29,8 @@ defmodule DSPex.Native.Streaming do
 
     {pid, monitor} =
       case where do
-        {:local, resource, session_id} ->
-          spawn_monitor(__MODULE__, :produce, [
-            resource,
-            session_id,
-            args,
-            timeout,
-            {consumer, ref}
-          ])
+        {:local, session} ->
+          spawn_monitor(__MODULE__, :produce, [session, args, timeout, {consumer, ref}])
 
         {:remote, node, id, _handle} ->
           :erlang.spawn_monitor(node, DSPex.Native.Remote, :stream_here, [
@@ -48,9 +46,15 @@ defmodule DSPex.Native.Streaming do
 
   @doc false
   # The process that runs the streaming job; the pieces go to `to`, then the result.
-  def produce(resource, session_id, args, timeout, {consumer, ref} = to) do
+  def produce(
+        %Session{resource: resource, id: id, name: name},
+        args,
+        timeout,
+        {consumer, ref} = to
+      ) do
     job = {:session_call, [resource, "stream", args]}
-    send(consumer, {ref, {:result, Job.run(job, timeout, [session: session_id], to)}})
+    result = Job.run(job, timeout, [session: id, session_name: name], to)
+    send(consumer, {ref, {:result, result}})
   end
 
   defp next(%{done: true} = state), do: {:halt, state}
@@ -78,12 +82,20 @@ defmodule DSPex.Native.Streaming do
 
   # Idempotent: a monitor of its own waits for the process (at once if it is gone already).
   defp stop(%{ref: ref, pid: pid, monitor: monitor} = state) do
-    # Its job is cancelled when the process that waits for it is gone.
-    Process.exit(pid, :kill)
+    # The process cancels its job and ends (see `DSPex.Native.Job.run/4`).
+    send(pid, {ref, :halt})
     down = Process.monitor(pid)
 
     receive do
       {:DOWN, ^down, :process, _, _} -> :ok
+    after
+      @halt_patience ->
+        # Its job is cancelled when the process that waits for it is gone.
+        Process.exit(pid, :kill)
+
+        receive do
+          {:DOWN, ^down, :process, _, _} -> :ok
+        end
     end
 
     Process.demonitor(monitor, [:flush])

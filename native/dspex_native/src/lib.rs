@@ -3,6 +3,8 @@
 //! - [`config`]: the start-up settings Elixir passes, as the runtime's `Config`;
 //! - [`nif`]: the functions `DSPex.Native.NIF` exposes (thin: decode, queue, return);
 //! - [`callbacks`]: Python's output and calls back to the caller, and the caller's answers;
+//! - [`events`]: the runtime's events (ready, warm, pool changes, trace lines) for the
+//!   subscribed Elixir process;
 //! - [`resource`]: the session, job, function and remote-handle resources the BEAM collects;
 //! - [`term_codec`]: Erlang terms to bridge values and back.
 //!
@@ -55,6 +57,7 @@ macro_rules! twin_nifs {
 mod atoms;
 mod callbacks;
 mod config;
+mod events;
 mod nif;
 mod resource;
 mod term_codec;

@@ -58,12 +58,13 @@ fn refused<'a>(env: Env<'a>, refused: Refused) -> Term<'a> {
     }
 }
 
-/// A deliver function that messages the calling process `{tag, result}`.
+/// A deliver function that messages the calling process
+/// `{tag, result, queue_ms, python_ms}` (see `dspex_runtime::Timing`).
 fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
     let pid: LocalPid = env.pid();
     let mut owned = OwnedEnv::new();
     let saved = owned.save(tag);
-    Box::new(move |result| {
+    Box::new(move |result, timing| {
         // A dead caller is not an error: its answer simply has nowhere to go.
         let _ = owned.send_and_clear(&pid, |env| {
             let body = match result.as_ref().map(|value| encode(env, value)) {
@@ -71,7 +72,7 @@ fn reply_to(env: Env<'_>, tag: Term<'_>) -> Deliver {
                 Ok(Err(message)) => error_reply(env, &Error::internal(message)),
                 Err(err) => error_reply(env, err),
             };
-            (saved.load(env), body)
+            (saved.load(env), body, timing.queue_ms, timing.python_ms)
         });
     })
 }
@@ -359,7 +360,8 @@ fn test_panic(env: Env<'_>) -> Term<'_> {
 
 /// Test hook: the protocol as Rust declares it, for the contract test that Elixir, the
 /// README, Rust and Python agree: `{:ok, %{ops: [...], user_code_ops: [...],
-/// global_ops: [...], reasons: [atom]}}` (operation names are strings, as Elixir sends them).
+/// global_ops: [...], reasons: [atom], time_unit: :millisecond}}` (operation names are
+/// strings, as Elixir sends them; times cross as float milliseconds).
 #[rustler::nif]
 fn protocol(env: Env<'_>) -> NifResult<Term<'_>> {
     if let Err(err) = test_hooks_on() {
@@ -386,7 +388,8 @@ fn protocol(env: Env<'_>) -> NifResult<Term<'_>> {
             atoms::global_ops(),
             GlobalOp::ALL.iter().map(|op| op.name()).collect::<Vec<_>>(),
         )?
-        .map_put(atoms::reasons(), reasons)?;
+        .map_put(atoms::reasons(), reasons)?
+        .map_put(atoms::time_unit(), atoms::millisecond())?;
     Ok((atoms::ok(), map).encode(env))
 }
 

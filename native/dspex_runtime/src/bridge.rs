@@ -14,7 +14,7 @@ use pyo3::types::PyTuple;
 
 use crate::callbacks;
 use crate::error::{Error, Reason};
-use crate::gate::Gate;
+use crate::gate::{millis, Gate, Timing};
 use crate::job::{Job, Target};
 use crate::op::GlobalOp;
 use crate::pycodec::{from_py, to_py};
@@ -45,15 +45,16 @@ pub fn run_job(py: Python<'_>, engine: &Engine, job: Job) -> bool {
         gate,
         deliver,
         to_caller,
+        enqueued,
     } = job;
     let op = target.op_name();
     if !gate.start() {
         tracing::debug!(op, "skipping a cancelled job");
         return false;
     }
+    let started = Instant::now();
     let span = tracing::debug_span!("job", op, session = target.session_id());
     let _entered = span.enter();
-    let started = Instant::now();
     let current = to_caller.map(|c| (c, gate.clone()));
     let result = catch_unwind(AssertUnwindSafe(|| {
         callbacks::with_current(current, || run_in_python(py, engine, &target, &args, &gate))
@@ -68,11 +69,15 @@ pub fn run_job(py: Python<'_>, engine: &Engine, job: Job) -> bool {
         Err(Error::internal(format!("the {op} job panicked: {what}")))
     });
     let ok = result.is_ok();
-    let delivered = gate.deliver(deliver, result);
+    let timing = Timing {
+        queue_ms: millis(started.saturating_duration_since(enqueued)),
+        python_ms: millis(started.elapsed()),
+    };
+    let delivered = gate.deliver(deliver, result, timing);
     tracing::debug!(
         ok,
         delivered,
-        micros = started.elapsed().as_micros() as u64,
+        micros = (timing.python_ms * 1000.0) as u64,
         "job done"
     );
     // Dropping `target` may drop the last reference to a session: its Python object goes

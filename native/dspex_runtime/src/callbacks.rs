@@ -28,11 +28,15 @@ use crate::pycodec::{from_py, to_py};
 use crate::value::{Value, MAX_FRAMING};
 
 /// What a running job sends its caller besides its answer. This is the protocol's one
-/// declaration; the NIF turns each into a message `DSPex.Native.Call` receives:
-/// `{tag, {:output, payload}}` and `{tag, {:callback, id, request, timeout_ms}}`.
+/// declaration; the NIF turns each into a message `DSPex.Native.Job` receives:
+/// `{tag, {:output, payload}}` and `{tag, {:callback, id, request, timeout_ms}}`. The answer
+/// itself comes last, as `{tag, {:ok, value} | {:error, error}, queue_ms, python_ms}` (see
+/// [`crate::gate::Timing`]). Times cross in one unit, milliseconds: integers for timeouts,
+/// floats for durations.
 #[derive(Debug, PartialEq)]
 pub enum Outbound {
-    /// Printed text or a log record (`%{"kind" => "output" | "log", ...}`); nobody answers.
+    /// Printed text, a log record or an LM call's report (`%{"kind" => "output" | "log" |
+    /// "lm", ...}`, see `dspex_bridge.output` and `dspex_bridge.observe`); nobody answers.
     Output(Value),
     /// Run the Elixir function `request["key"]` on `request["args"]` and answer with
     /// [`answer_request`]`(id, ...)` within `timeout_ms`, after which nobody waits.

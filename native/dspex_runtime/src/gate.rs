@@ -7,12 +7,28 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::value::Value;
 
-/// Delivers a job's result to whoever waits for it (a BEAM process, a test channel).
-pub type Deliver = Box<dyn FnOnce(Result<Value, Error>) + Send>;
+/// Delivers a job's result, and how long it took, to whoever waits for it (a BEAM process,
+/// a test channel).
+pub type Deliver = Box<dyn FnOnce(Result<Value, Error>, Timing) + Send>;
+
+/// Where a job's time went, in float milliseconds (the protocol's one time unit): waiting
+/// in the queue for a worker, then on the worker (taking the GIL, Python, encoding nothing
+/// yet: the answer is encoded as it is delivered).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Timing {
+    pub queue_ms: f64,
+    pub python_ms: f64,
+}
+
+/// `d` in the protocol's time unit: float milliseconds.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GateState {
@@ -78,12 +94,12 @@ impl Gate {
     }
 
     /// Delivers `result` unless the job was cancelled. Returns whether it was delivered.
-    pub fn deliver(&self, deliver: Deliver, result: Result<Value, Error>) -> bool {
+    pub fn deliver(&self, deliver: Deliver, result: Result<Value, Error>, timing: Timing) -> bool {
         let mut s = self.lock();
         if *s == GateState::Cancelled {
             return false;
         }
-        deliver(result);
+        deliver(result, timing);
         *s = GateState::Sent;
         true
     }
@@ -143,7 +159,7 @@ mod tests {
 
     fn channel_deliver() -> (Deliver, mpsc::Receiver<Result<Value, Error>>) {
         let (tx, rx) = mpsc::channel();
-        (Box::new(move |r| tx.send(r).unwrap()), rx)
+        (Box::new(move |r, _| tx.send(r).unwrap()), rx)
     }
 
     #[test]
@@ -152,7 +168,7 @@ mod tests {
         assert_eq!(gate.cancel(), Cancelled::Stopped { was_running: false });
         assert!(!gate.start());
         let (deliver, rx) = channel_deliver();
-        assert!(!gate.deliver(deliver, Ok(Value::Nil)));
+        assert!(!gate.deliver(deliver, Ok(Value::Nil), Timing::default()));
         assert!(rx.try_recv().is_err());
     }
 
@@ -161,7 +177,7 @@ mod tests {
         let gate = Gate::new();
         assert!(gate.start());
         let (deliver, rx) = channel_deliver();
-        assert!(gate.deliver(deliver, Ok(Value::Int(1))));
+        assert!(gate.deliver(deliver, Ok(Value::Int(1)), Timing::default()));
         assert_eq!(gate.cancel(), Cancelled::AlreadySent);
         assert_eq!(rx.try_recv().unwrap(), Ok(Value::Int(1)));
     }
@@ -172,7 +188,7 @@ mod tests {
         assert!(gate.start());
         assert_eq!(gate.cancel(), Cancelled::Stopped { was_running: true });
         let (deliver, rx) = channel_deliver();
-        assert!(!gate.deliver(deliver, Ok(Value::Nil)));
+        assert!(!gate.deliver(deliver, Ok(Value::Nil), Timing::default()));
         assert!(rx.try_recv().is_err());
         assert_eq!(gate.state(), GateState::Cancelled);
     }
@@ -212,7 +228,8 @@ mod tests {
             assert!(gate.start());
             let (deliver, rx) = channel_deliver();
             let g2 = gate.clone();
-            let t = std::thread::spawn(move || g2.deliver(deliver, Ok(Value::Nil)));
+            let t =
+                std::thread::spawn(move || g2.deliver(deliver, Ok(Value::Nil), Timing::default()));
             let outcome = gate.cancel();
             let delivered = t.join().unwrap();
             match outcome {

@@ -2,6 +2,7 @@
 //! messages reach the caller (through its [`Gate`]).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::callbacks::ToCaller;
 use crate::gate::{Deliver, Gate};
@@ -45,4 +46,6 @@ pub struct Job {
     pub deliver: Deliver,
     /// How Python reaches the caller while the job runs (tools, metrics, output), if it may.
     pub to_caller: Option<ToCaller>,
+    /// When it was queued: its answer says how long it waited for a worker.
+    pub enqueued: Instant,
 }

@@ -12,7 +12,9 @@
 //! - [`thread_state`] / [`bridge`]: the CPython FFI the threads need, and how a job calls
 //!   into Python;
 //! - [`pool`] / [`workers`] / [`control`] / [`startup`]: the queues and counters, the
-//!   threads that serve them, and start-up.
+//!   threads that serve them, and start-up;
+//! - [`events`] / [`trace`]: what the runtime reports outside any job (ready, warm, the
+//!   pool growing or shrinking, trace lines), for a subscriber.
 
 mod bootstrap;
 mod bridge;
@@ -20,6 +22,7 @@ mod callbacks;
 mod config;
 mod control;
 mod error;
+mod events;
 mod gate;
 mod job;
 mod op;
@@ -40,7 +43,11 @@ use std::sync::{Arc, OnceLock};
 pub use callbacks::{answer_request, Answer, Outbound, ToCaller};
 pub use config::Config;
 pub use error::{Error, Reason};
-pub use gate::{Cancelled, Deliver, Gate, GateState};
+pub use events::{
+    report_lm_calls, subscribe as subscribe_events, take as take_events, Event, Level, Ready, Sink,
+    Taken,
+};
+pub use gate::{Cancelled, Deliver, Gate, GateState, Timing};
 pub use op::{GlobalOp, Op};
 pub use pool::{Pool, PoolStats, Status};
 pub use session::SessionCell;
@@ -127,6 +134,7 @@ fn submit(
         gate: gate.clone(),
         deliver,
         to_caller,
+        enqueued: std::time::Instant::now(),
     })?;
     Ok(gate)
 }

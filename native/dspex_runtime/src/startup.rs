@@ -3,13 +3,18 @@
 //! reach the BEAM, then start the workers and the control thread. The thread then stays
 //! alive, because it is Python's main thread (signal handling lives there).
 
+use std::time::Instant;
+
 use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
 
 use crate::bootstrap;
 use crate::bridge::Engine;
 use crate::callbacks;
 use crate::config::{self, Config, PythonEnv};
 use crate::control;
+use crate::events::{self, Event, Ready};
+use crate::gate::millis;
 use crate::pool::{Pool, Status};
 use crate::workers;
 
@@ -18,16 +23,14 @@ use crate::workers;
 pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
     let span = tracing::info_span!("startup");
     let entered = span.enter();
-    let started = std::time::Instant::now();
-    let engine = boot(&config, &env);
-    let warm = match engine {
-        Ok((engine, bridge)) => {
+    let started = Instant::now();
+    let warm = match boot(&config, &env) {
+        Ok((engine, bridge, mut ready)) => {
             pool.set_engine(engine);
             pool.set_status(Status::Ready);
-            tracing::info!(
-                millis = started.elapsed().as_millis() as u64,
-                "Python ready"
-            );
+            ready.total_ms = millis(started.elapsed());
+            tracing::debug!(millis = ready.total_ms as u64, "Python ready");
+            events::emit(Event::Ready(ready));
             Some(bridge)
         }
         Err(why) => {
@@ -42,12 +45,22 @@ pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
     control::spawn(pool);
     drop(entered);
     if let (Some(bridge), true) = (warm, config.warm) {
-        Python::attach(|py| {
-            if let Err(e) = bridge.bind(py).call_method0("warm") {
-                tracing::warn!(error = %e, "warming the LM client failed");
-            }
+        let started = Instant::now();
+        // `warm()` answers None, or why the import failed.
+        let error = Python::attach(|py| {
+            bridge
+                .bind(py)
+                .call_method0("warm")
+                .and_then(|why| why.extract::<Option<String>>())
+                .unwrap_or_else(|e| Some(e.to_string()))
         });
-        tracing::info!("LM client stack imported");
+        let ms = millis(started.elapsed());
+        tracing::debug!(
+            millis = ms as u64,
+            error = error.as_deref(),
+            "LM client stack imported"
+        );
+        events::emit(Event::Warm { millis: ms, error });
     }
     // Python's main thread must live on: signal handling belongs to it.
     loop {
@@ -78,13 +91,22 @@ pub fn environment(config: &Config) -> Result<PythonEnv, String> {
     Ok(env)
 }
 
-fn boot(config: &Config, env: &PythonEnv) -> Result<(Engine, Py<PyModule>), String> {
+/// Starts Python and the bridge; the start-up report lacks only its total.
+fn boot(config: &Config, env: &PythonEnv) -> Result<(Engine, Py<PyModule>, Ready), String> {
     let libpython = bootstrap::promote_libpython()?;
     tracing::info!(libpython, python = %env.executable.display(), "starting Python");
     bootstrap::disable_openssl_atexit();
+    let started = Instant::now();
     bootstrap::initialize(env)?;
+    let init_ms = millis(started.elapsed());
     Python::attach(|py| {
+        let started = Instant::now();
         let bridge = bootstrap::import_bridge(py, env, &config.bridge_path)?;
+        let ready = Ready {
+            init_ms,
+            import_ms: millis(started.elapsed()),
+            ..describe(&bridge)
+        };
         let get = |name: &str| {
             bridge
                 .getattr(name)
@@ -122,8 +144,27 @@ fn boot(config: &Config, env: &PythonEnv) -> Result<(Engine, Py<PyModule>), Stri
         })
         .and_then(|()| bridge.call_method1("setup", (options.clone(),)).map(drop))
         .map_err(|e| format!("dspex_bridge.setup failed: {e}"))?;
-        Ok((engine, bridge.unbind()))
+        Ok((engine, bridge.unbind(), ready))
     })
+}
+
+/// The versions and venv `dspex_bridge.environment()` reports (empty if it cannot).
+fn describe(bridge: &Bound<'_, PyModule>) -> Ready {
+    let found = bridge.call_method0("environment");
+    let text = |key: &str| {
+        found
+            .as_ref()
+            .ok()
+            .and_then(|env| env.get_item(key).ok())
+            .and_then(|v| v.extract::<String>().ok())
+            .unwrap_or_default()
+    };
+    Ready {
+        python_version: text("version"),
+        dspy_version: text("dspy"),
+        venv: text("prefix"),
+        ..Ready::default()
+    }
 }
 
 /// Fills `dspex_bridge.hooks` with the functions Python calls to reach the running job's
@@ -139,5 +180,14 @@ fn fill_hooks(py: Python<'_>, engine: &Engine) -> PyResult<()> {
         callbacks::notify_elixir_function(py, engine.atom.clone_ref(py))?,
     )?;
     hooks.setattr("current_caller", callbacks::current_caller_function(py)?)?;
+    let lm_calls = PyCFunction::new_closure(
+        py,
+        Some(c"lm_events"),
+        Some(c"Whether jobs report each LM call to their caller."),
+        |_args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>| -> PyResult<bool> {
+            Ok(events::lm_calls_reported())
+        },
+    )?;
+    hooks.setattr("lm_events", lm_calls)?;
     Ok(())
 }

@@ -15,6 +15,8 @@ use pyo3::prelude::*;
 
 use crate::bridge;
 use crate::error::Error;
+use crate::events::{self, Event};
+use crate::gate::{millis, Timing};
 use crate::job::Job;
 use crate::pool::{Pool, Status};
 use crate::releases::Release;
@@ -42,7 +44,8 @@ pub fn spawn_all(pool: &'static Pool) {
     }
 }
 
-fn spawn(pool: &'static Pool) {
+/// Starts one worker; false if the thread could not be started.
+fn spawn(pool: &'static Pool) -> bool {
     let n = pool.next_worker.fetch_add(1, Ordering::Relaxed);
     // Counted before the thread runs, so a burst of growth cannot overshoot.
     pool.workers_alive.fetch_add(1, Ordering::AcqRel);
@@ -52,7 +55,9 @@ fn spawn(pool: &'static Pool) {
     if let Err(e) = spawned {
         pool.workers_alive.fetch_sub(1, Ordering::AcqRel);
         tracing::error!(error = %e, "could not start a worker thread");
+        return false;
     }
+    true
 }
 
 /// Grows the pool when jobs wait, no worker is idle and none has taken a job for a
@@ -73,8 +78,14 @@ pub fn grow_if_stalled(pool: &'static Pool) {
             .workers_alive
             .load(Ordering::Acquire)
             .min(pool.max_workers);
-    for _ in 0..waiting.min(room).min(GROW_STEP) {
-        spawn(pool);
+    let added = (0..waiting.min(room).min(GROW_STEP))
+        .filter(|_| spawn(pool))
+        .count();
+    if added > 0 {
+        events::emit(Event::PoolGrew {
+            added,
+            alive: pool.workers_alive.load(Ordering::Acquire),
+        });
     }
 }
 
@@ -122,9 +133,10 @@ fn serve(pool: &'static Pool, n: usize) {
             }
             default(timeout) => {
                 pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
-                if extra && retire_one(pool) {
+                if let Some(left) = extra.then(|| retire_one(pool)).flatten() {
                     alive.counted = false;
                     retire = true;
+                    events::emit(Event::PoolShrank { alive: left });
                 }
             }
         }
@@ -141,13 +153,14 @@ fn release(pool: &Pool, object: Release) {
     pool.releases.run(release, object);
 }
 
-/// Lets an idle extra worker go, never below the minimum.
-fn retire_one(pool: &Pool) -> bool {
+/// Lets an idle extra worker go, never below the minimum: the workers left, if it may.
+fn retire_one(pool: &Pool) -> Option<usize> {
     pool.workers_alive
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |live| {
             (live > pool.workers).then(|| live - 1)
         })
-        .is_ok()
+        .ok()
+        .map(|live| live - 1)
 }
 
 /// One idle worker at a time polls the queue for a short while before sleeping: a
@@ -187,9 +200,18 @@ fn run_jobs(pool: &Pool, first: Job) {
             Status::Failed(why) => why,
             _ => "the runtime is not ready".to_owned(),
         };
-        let Job { gate, deliver, .. } = first;
+        let Job {
+            gate,
+            deliver,
+            enqueued,
+            ..
+        } = first;
         if gate.start() {
-            gate.deliver(deliver, Err(Error::not_started(why)));
+            let timing = Timing {
+                queue_ms: millis(enqueued.elapsed()),
+                python_ms: 0.0,
+            };
+            gate.deliver(deliver, Err(Error::not_started(why)), timing);
         }
         return;
     };

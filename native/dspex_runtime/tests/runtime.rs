@@ -23,7 +23,7 @@ fn pool() -> &'static dspex_runtime::Pool {
 
 fn waiter() -> (dspex_runtime::Deliver, mpsc::Receiver<Result<Value, Error>>) {
     let (tx, rx) = mpsc::channel();
-    (Box::new(move |r| drop(tx.send(r))), rx)
+    (Box::new(move |r, _| drop(tx.send(r))), rx)
 }
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -309,4 +309,71 @@ fn test_hooks_are_refused_unless_enabled() {
     let err = global(GlobalOp::TestPanic, Value::Nil).unwrap_err();
     assert_eq!(err.reason, Reason::InvalidArgument);
     assert!(err.message.contains("test_panic"), "{}", err.message);
+}
+
+#[test]
+fn an_answer_says_how_long_it_waited_and_ran() {
+    let cell = open("timed", dummy("x"));
+    create(&cell, "p").unwrap();
+    let (tx, rx) = mpsc::channel();
+    let deliver: dspex_runtime::Deliver = Box::new(move |r, timing| drop(tx.send((r, timing))));
+    let args = Value::map([
+        ("id", Value::str("p")),
+        ("inputs", Value::map([("question", Value::str("?"))])),
+    ]);
+    let started = Instant::now();
+    dspex_runtime::submit_session_op(&cell, Op::Execute, args, deliver, None).unwrap();
+    let (result, timing) = rx.recv_timeout(WAIT).expect("no answer");
+    let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+    assert!(result.is_ok(), "{result:?}");
+    // A DummyLM Predict costs about a millisecond of Python.
+    assert!(
+        timing.queue_ms >= 0.0 && timing.python_ms > 0.1,
+        "{timing:?}"
+    );
+    assert!(
+        timing.queue_ms + timing.python_ms <= elapsed,
+        "{timing:?} > {elapsed} ms"
+    );
+}
+
+#[test]
+fn a_subscriber_gets_the_start_up_report() {
+    use dspex_runtime::{Event, Sink};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    struct Counting(AtomicUsize);
+    impl Sink for Counting {
+        fn wake(&self) -> bool {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            true
+        }
+    }
+
+    assert_eq!(global(GlobalOp::Ping, Value::Nil), Ok(Value::Nil));
+    let sink = Arc::new(Counting(AtomicUsize::new(0)));
+    assert!(dspex_runtime::subscribe_events(sink.clone()), "events wait");
+    assert!(sink.0.load(Ordering::SeqCst) >= 1, "woken: events waited");
+    let taken = dspex_runtime::take_events(usize::MAX);
+    let ready = taken
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::Ready(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a Ready event");
+    assert!(ready.python_version.starts_with("3."), "{ready:?}");
+    assert!(!ready.dspy_version.is_empty(), "{ready:?}");
+    assert!(
+        std::path::Path::new(&ready.venv)
+            .join("pyvenv.cfg")
+            .exists(),
+        "{ready:?}"
+    );
+    assert!(ready.init_ms > 0.0 && ready.import_ms > 0.0, "{ready:?}");
+    assert!(
+        ready.total_ms >= ready.init_ms + ready.import_ms,
+        "{ready:?}"
+    );
 }

@@ -18,7 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 import dspy  # noqa: E402  (the ~1 s import happens here, on the runtime's own thread)
 
-from . import cache, errors, lms, refs, scope, signatures, streaming  # noqa: E402
+from . import cache, errors, lms, observe, refs, scope, signatures, streaming  # noqa: E402
 from .errors import BridgeError, quote  # noqa: E402
 from .session import LIVE_PROGRAMS, LIVE_SESSIONS, OPS, Session  # noqa: E402
 from .values import Atom, Unrepresentable, to_plain  # noqa: E402
@@ -46,6 +46,7 @@ def setup(options):
     cache.install()
     signatures.install()
     streaming.install()
+    observe.install()
     scope.HISTORY_SIZE = int(options.get("history_size", scope.HISTORY_SIZE))
     refs.IMPORTABLE = tuple(str(root) for root in options.get("importable", refs.IMPORTABLE))
 
@@ -125,6 +126,8 @@ def _test_eval(source):
 
 def warm():
     """Import litellm (5-6 s) so that a user's first real LM call does not pay for it.
+    Returns None, or why the import failed (the runtime reports it; a later LM call would
+    fail the same way and say so).
 
     Through DSPy's own lazy import, which holds a lock for the whole import: an LM call
     made meanwhile waits for it. A plain `import litellm` here would let such a call find
@@ -133,8 +136,9 @@ def warm():
         from dspy.clients._litellm import get_litellm
 
         get_litellm(feature="dspex_native's warm-up")
-    except BaseException:  # noqa: BLE001
-        pass
+        return None
+    except BaseException as exc:  # noqa: BLE001
+        return f"{type(exc).__name__}: {exc}"
 
 
 def environment():

@@ -1,6 +1,6 @@
 """The functions that reach the Elixir side of the running job, filled in by Rust at setup.
 
-The runtime sets both right after importing `dspex_bridge` (before any job runs); Python code
+The runtime sets them right after importing `dspex_bridge` (before any job runs); Python code
 calls them through this module (`from . import hooks`, then `hooks.call_elixir(...)`), so a
 test can replace one with `monkeypatch.setattr(hooks, "call_elixir", fake)`.
 
@@ -13,10 +13,12 @@ test can replace one with `monkeypatch.setattr(hooks, "call_elixir", fake)`.
 - `current_caller()`: the running job's way back to its caller as an opaque object (None
   outside a job); passed as the last argument of the two above, it lets a thread the job
   started (DSPy's `Parallel`, `Evaluate(num_threads=...)`) reach the same caller.
+- `lm_events()`: whether jobs report each LM call to their caller (`observe`).
 
-Both stay None outside the embedded runtime (plain pytest).
+All stay None outside the embedded runtime (plain pytest).
 """
 
 call_elixir = None
 notify_elixir = None
 current_caller = None
+lm_events = None

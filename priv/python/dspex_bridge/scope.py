@@ -18,7 +18,7 @@ import weakref
 import dspy
 from dspy.dsp.utils.utils import dotdict
 
-from . import hooks
+from . import hooks, observe
 
 # The module, not the `settings` object that `dspy.dsp.utils` re-exports under its name.
 _settings = sys.modules["dspy.dsp.utils.settings"]
@@ -82,7 +82,8 @@ def configure(_settings_object=None, **kwargs):
 class SessionHistory:
     """Stands in for DSPy's process-wide `GLOBAL_HISTORY` (every LM call of every session, up
     to 10,000): each call is kept in the calling session's own list, bounded by
-    `HISTORY_SIZE`, so `dspy.inspect_history(n)` in a session shows that session's calls."""
+    `HISTORY_SIZE`, so `dspy.inspect_history(n)` in a session shows that session's calls,
+    and reported to the job's caller (`observe`)."""
 
     def _entries(self):
         session = current()
@@ -94,6 +95,7 @@ class SessionHistory:
             entries = session.lm_history
             entries.append(entry)
             del entries[: max(len(entries) - HISTORY_SIZE, 0)]
+            observe.report(entry, caller())
 
     def pop(self, index=-1):
         return self._entries().pop(index)

@@ -14,13 +14,14 @@ for path in (ROOT, HERE):
 import pytest  # noqa: E402
 
 import dspex_bridge as bridge  # noqa: E402
-from dspex_bridge import cache, scope, signatures  # noqa: E402
+from dspex_bridge import cache, observe, scope, signatures  # noqa: E402
 from support import Server  # noqa: E402
 
 # As the runtime's setup() does: per-session dspy.configure and LM caches.
 scope.install()
 cache.install()
 signatures.install()
+observe.install()
 
 _ids = itertools.count(1)
 
