@@ -8,13 +8,13 @@
 # same rounds, shorter.
 
 for file <- ~w(../test/support/openai_server.ex port_bridge.ex support/stats.exs
-               support/measure.exs support/plain.exs support/report.exs workloads/per_call.exs
+               support/machine.exs support/measure.exs support/plain.exs support/report.exs workloads/per_call.exs
                workloads/lm_bound.exs workloads/sessions.exs workloads/startup.exs
                workloads/beyond.exs),
     do: Code.require_file(file, __DIR__)
 
 defmodule Bench do
-  alias Bench.{Beyond, LMBound, Measure, PerCall, Plain, Report, Sessions, Startup}
+  alias Bench.{Beyond, LMBound, Machine, PerCall, Plain, Report, Sessions, Startup}
   alias DSPex.Bench.PortBridge
 
   @results Path.expand("../tmp/bench-results.json", __DIR__)
@@ -55,12 +55,15 @@ defmodule Bench do
       plain: Plain.await(plain)
     }
 
+    {:os_pid, plain_pid} = Port.info(plain, :os_pid)
+    Enum.each([plain_pid, PortBridge.info(port).os_pid], &Machine.own/1)
+
     # The runtime imports litellm in the background, holding the GIL in bursts: let it end.
-    Measure.quiet()
-    load = [start: Measure.load_average()]
+    Machine.quiet()
+    load = [start: Machine.load_average()]
 
     IO.puts(
-      "dspex_native benchmark#{if q, do: " (quick)"}: #{inspect(machine())}, load #{load[:start]}"
+      "dspex_native benchmark#{if q, do: " (quick)"}: #{inspect(Machine.info())}, load #{load[:start]}"
     )
 
     rows =
@@ -70,7 +73,7 @@ defmodule Bench do
       end
 
     seconds = (System.monotonic_time(:millisecond) - t0) / 1000
-    load = load ++ [end: Measure.load_average()]
+    load = load ++ [end: Machine.load_average()]
     Report.print(rows)
 
     IO.puts(
@@ -78,7 +81,7 @@ defmodule Bench do
     )
 
     meta = %{
-      machine: machine(),
+      machine: Machine.info(),
       quick: q,
       rounds: ctx.rounds,
       seconds: seconds,
@@ -92,23 +95,11 @@ defmodule Bench do
   end
 
   defp timed(name, workload, ctx) do
-    Measure.quiet()
+    Machine.quiet()
     t0 = System.monotonic_time(:millisecond)
     rows = workload.(ctx)
     IO.puts("#{name}: #{(System.monotonic_time(:millisecond) - t0) / 1000} s")
     rows
-  end
-
-  def machine do
-    {cpu, _} = System.cmd("sh", ["-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"])
-
-    %{
-      cores: System.schedulers_online(),
-      cpu: String.trim(cpu),
-      otp: System.otp_release(),
-      elixir: System.version(),
-      workers: DSPex.Native.stats().workers
-    }
   end
 end
 

@@ -4,7 +4,7 @@ defmodule Bench.Measure do
   waits for a quiet machine between them.
   """
 
-  alias Bench.Stats
+  alias Bench.{Machine, Stats}
 
   @doc """
   Runs `rounds` rounds of `contenders` (`[{name, fun}]`), each contender once per round,
@@ -17,22 +17,30 @@ defmodule Bench.Measure do
     if Keyword.get(opts, :warmup, true), do: Enum.each(contenders, fn {_, fun} -> turn(fun) end)
     k = length(contenders)
 
-    results =
-      for r <- 0..(rounds - 1),
-          {name, fun} <- rotate(contenders, rem(r, k)),
-          do: {name, turn(fun)}
+    turns =
+      for r <- 0..(rounds - 1), {name, fun} <- rotate(contenders, rem(r, k)) do
+        {figure, others} = Machine.others_during(fun)
+        settle()
+        {name, figure, others}
+      end
 
-    Enum.group_by(results, &elem(&1, 0), &elem(&1, 1))
+    turns
+    |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
+    |> Map.put(:others, Enum.map(turns, &elem(&1, 2)))
   end
 
   defp turn(fun) do
-    figure = fun.()
+    fun.()
     settle()
-    figure
   end
 
-  @doc "`%{name => [x]}` from `%{name => [%{key => x}]}`."
-  def pick(rounds, key), do: Map.new(rounds, fn {name, xs} -> {name, Enum.map(xs, & &1[key])} end)
+  @doc "`%{name => [x]}` from `%{name => [%{key => x}]}` (`:others` kept as it is)."
+  def pick(rounds, key) do
+    Map.new(rounds, fn
+      {:others, xs} -> {:others, xs}
+      {name, xs} -> {name, Enum.map(xs, & &1[key])}
+    end)
+  end
 
   defp rotate(list, n), do: Enum.drop(list, n) ++ Enum.take(list, n)
 
@@ -90,31 +98,6 @@ defmodule Bench.Measure do
 
   defp idle?(stats), do: stats.releases_queued == 0 and stats.queued == 0
 
-  @doc """
-  Waits (up to `timeout` ms) until this OS process uses at most 10% of a core over 200 ms
-  (for instance, until the runtime's background import of litellm is done).
-  """
-  def quiet(timeout \\ 20_000) do
-    wait(
-      fn ->
-        c0 = cpu_ms()
-        Process.sleep(200)
-        cpu_ms() - c0 <= 20
-      end,
-      timeout
-    )
-
-    :ok
-  end
-
-  @doc "CPU time (user + system, ms, 10 ms resolution) this OS process has used."
-  def cpu_ms do
-    # Past the command name (which may hold spaces), utime and stime are fields 12 and 13.
-    [_, rest] = String.split(File.read!("/proc/self/stat"), ") ", parts: 2)
-    fields = String.split(rest)
-    10 * (String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12)))
-  end
-
   @doc "Polls `fun` every millisecond until it is true (true) or `timeout` ms passed (false)."
   def wait(fun, timeout), do: wait_until(fun, System.monotonic_time(:millisecond) + timeout)
 
@@ -124,10 +107,5 @@ defmodule Bench.Measure do
       System.monotonic_time(:millisecond) > deadline -> false
       true -> Process.sleep(1) || wait_until(fun, deadline)
     end
-  end
-
-  def load_average do
-    [one | _] = String.split(File.read!("/proc/loadavg"))
-    String.to_float(one)
   end
 end

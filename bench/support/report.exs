@@ -16,7 +16,8 @@ defmodule Bench.Report do
   `:note`.
   """
   def row(workload, metric, unit, rounds, opts \\ []) do
-    rounds = Map.new(for {k, v} <- rounds, v not in [nil, []], do: {k, v})
+    others = rounds[:others]
+    rounds = Map.new(for {k, v} <- rounds, k != :others, v not in [nil, []], do: {k, v})
     target = opts[:target]
     {verdict, why} = Stats.verdict(rounds, target)
 
@@ -35,7 +36,8 @@ defmodule Bench.Report do
       score: target && Stats.median(Stats.scores(rounds, target)),
       verdict: verdict,
       why: why,
-      note: opts[:note]
+      note: opts[:note],
+      others: others && Stats.summary(others)
     }
   end
 
@@ -63,6 +65,9 @@ defmodule Bench.Report do
   defp ratio_cell(nil), do: ""
   defp ratio_cell(s), do: "#{num(s.median)}× (#{num(s.min)}–#{num(s.max)})"
 
+  defp others_cell(nil), do: ""
+  defp others_cell(s), do: "#{num(s.median)} (≤ #{num(s.max)})"
+
   defp verdict_cell(%{verdict: nil}), do: ""
 
   defp verdict_cell(r) do
@@ -81,7 +86,8 @@ defmodule Bench.Report do
   def print(rows) do
     header =
       ~w(workload metric rounds) ++
-        Keyword.values(@contenders) ++ ["vs plain", "vs port", "target", "verdict"]
+        Keyword.values(@contenders) ++
+        ["vs plain", "vs port", "target", "verdict", "others' CPU"]
 
     IO.puts("\n| " <> Enum.join(header, " | ") <> " |")
     IO.puts("|" <> String.duplicate(" --- |", length(header)))
@@ -90,7 +96,8 @@ defmodule Bench.Report do
       cells =
         [r.workload, r.metric, r.summary |> Map.values() |> Enum.map(& &1.n) |> Enum.max()] ++
           for({k, _} <- @contenders, do: cell(r.summary[k], r.unit)) ++
-          [ratio_cell(r.vs.plain), ratio_cell(r.vs.port), r.target_text || "", verdict_cell(r)]
+          [ratio_cell(r.vs.plain), ratio_cell(r.vs.port), r.target_text || "", verdict_cell(r)] ++
+          [others_cell(r.others)]
 
       IO.puts("| " <> Enum.join(cells, " | ") <> " |")
     end
@@ -100,7 +107,9 @@ defmodule Bench.Report do
     Each figure: median over the rounds (min–max). Rounds interleave the contenders, order
     rotated; "vs" columns are the medians of per-round ratios. A verdict ends in "?" when
     the row is too wide to compare: a contender varied by more than #{Stats.max_spread()}× across
-    rounds, or some rounds met the target and others did not.
+    rounds, or some rounds met the target and others did not. "others' CPU": cores used
+    by processes other than the bench's own during the row's turns, median (max): above
+    ~0.2 the machine was busy and the row's figures are suspect.
     """)
 
     for r <- rows, r.note, do: IO.puts("#{r.workload} / #{r.metric}: #{r.note}")
@@ -122,7 +131,8 @@ defmodule Bench.Report do
           "score" => r.score,
           "verdict" => r.verdict,
           "why" => r.why,
-          "note" => r.note
+          "note" => r.note,
+          "others_cpu" => r.others && stringify(r.others)
         }
       end
 
