@@ -1,16 +1,19 @@
-# The benchmark: `make bench` (or `mix run bench/run.exs [--quick] [--only NAME,...]`).
+# The benchmark: `make bench [ARGS="--quick --only NAME,... --rounds N"]`, or
+# `MIX_ENV=prod mix run bench/run.exs [...]`.
 #
-# Every row runs dspex_native and, where they have a counterpart, two baselines in the same
-# rounds: plain Python (the same DSPy work in a long-lived Python process with no bridge:
-# the floor) and the port bridge (one Python process behind a port with a global program
-# dict: the design this library replaces). See `Bench.Stats` for how rounds become a
-# verdict. Prints a Markdown table and writes tmp/bench-results.json. `--quick` runs the
-# same rounds, shorter.
+# Each row runs dspex_native and, where they have a counterpart, two baselines in the same
+# interleaved rounds: plain Python (the same DSPy work in a long-lived Python process with
+# no bridge: the floor) and the port bridge (one Python process behind a port with a global
+# program dict: the design this library replaces). `Bench.Stats` says how rounds become a
+# median, min–max and a verdict. Prints a Markdown table and writes tmp/bench-results.json.
+# `--quick` runs 7 rounds instead of 9, each shorter.
 
-for file <- ~w(../test/support/openai_server.ex port_bridge.ex support/stats.exs
-               support/machine.exs support/measure.exs support/plain.exs support/report.exs workloads/per_call.exs
-               workloads/lm_bound.exs workloads/sessions.exs workloads/startup.exs
-               workloads/beyond.exs),
+support = ~w(stats machine measure plain report)
+workloads = ~w(per_call lm_bound sessions startup beyond)
+
+for file <-
+      ["../test/support/openai_server.ex", "port_bridge.ex"] ++
+        Enum.map(support, &"support/#{&1}.exs") ++ Enum.map(workloads, &"workloads/#{&1}.exs"),
     do: Code.require_file(file, __DIR__)
 
 defmodule Bench do
@@ -50,7 +53,7 @@ defmodule Bench do
 
     ctx = %{
       quick: q,
-      rounds: opts[:rounds] || if(q, do: 5, else: 7),
+      rounds: opts[:rounds] || if(q, do: 7, else: 9),
       port: port,
       plain: Plain.await(plain)
     }

@@ -119,6 +119,7 @@ defmodule Bench.Beyond do
       })
       | for(
           {k, xs} <- Enum.sort(per_s),
+          k != :others,
           do:
             Report.row(w, "LM-bound calls/s, #{callers} callers over #{k} node(s)", "/s", %{
               ours: xs

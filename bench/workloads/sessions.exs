@@ -56,7 +56,7 @@ defmodule Bench.Sessions do
         w,
         "execute alone on open sessions, 8 processes",
         "/s",
-        %{ours: with_execute.execute, plain: with_execute.plain},
+        %{ours: with_execute.execute, plain: with_execute.plain, others: with_execute.others},
         note: "the same rounds as the row above: the lifecycle's cost is the difference"
       )
     ]
