@@ -1,4 +1,4 @@
-# The benchmark: `make bench [ARGS="--quick --only NAME,... --rounds N"]`, or
+# The benchmark: `make bench [ARGS="--quick --only NAME,... --rounds N --out PATH"]`, or
 # `MIX_ENV=prod mix run bench/run.exs [...]`.
 #
 # Each row runs dspex_native and, where they have a counterpart, two baselines in the same
@@ -35,7 +35,9 @@ defmodule Bench do
 
   def run(argv) do
     {opts, _} =
-      OptionParser.parse!(argv, strict: [quick: :boolean, only: :string, rounds: :integer])
+      OptionParser.parse!(argv,
+        strict: [quick: :boolean, only: :string, rounds: :integer, out: :string]
+      )
 
     q = Keyword.get(opts, :quick, false)
 
@@ -91,8 +93,9 @@ defmodule Bench do
       load: Map.new(load)
     }
 
-    Report.write(rows, meta, @results)
-    IO.puts("wrote #{Path.relative_to_cwd(@results)}")
+    out = opts[:out] || @results
+    Report.write(rows, meta, out)
+    IO.puts("wrote #{Path.relative_to_cwd(out)}")
     Plain.stop(ctx.plain)
     PortBridge.stop(port)
   end
