@@ -54,6 +54,19 @@ defmodule Bench.Machine do
     end
   end
 
+  @doc "Waits (up to `timeout` ms) until other processes use under 0.1 cores over 200 ms."
+  def calm(timeout) do
+    deadline = System.monotonic_time(:millisecond) + timeout
+
+    Stream.repeatedly(fn ->
+      {_, others} = others_during(fn -> Process.sleep(200) end)
+      others < 0.1 or System.monotonic_time(:millisecond) > deadline
+    end)
+    |> Enum.find(& &1)
+
+    :ok
+  end
+
   @doc """
   Waits (up to `timeout` ms) until this BEAM uses at most 10% of a core over 200 ms (for
   instance, until the runtime's background import of litellm is done).

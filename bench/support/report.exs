@@ -16,8 +16,9 @@ defmodule Bench.Report do
   `:note`.
   """
   def row(workload, metric, unit, rounds, opts \\ []) do
-    others = rounds[:others]
-    rounds = Map.new(for {k, v} <- rounds, k != :others, v not in [nil, []], do: {k, v})
+    {others, redone} = {rounds[:others], rounds[:redone]}
+    meta = [:others, :redone]
+    rounds = Map.new(for {k, v} <- rounds, k not in meta, v not in [nil, []], do: {k, v})
     target = opts[:target]
     {verdict, why} = Stats.verdict(rounds, target)
 
@@ -37,7 +38,8 @@ defmodule Bench.Report do
       verdict: verdict,
       why: why,
       note: opts[:note],
-      others: others && Stats.summary(others)
+      others: others && Stats.summary(others),
+      redone: redone
     }
   end
 
@@ -65,8 +67,10 @@ defmodule Bench.Report do
   defp ratio_cell(nil), do: ""
   defp ratio_cell(s), do: "#{num(s.median)}× (#{num(s.min)}–#{num(s.max)})"
 
-  defp others_cell(nil), do: ""
-  defp others_cell(s), do: "#{num(s.median)} (≤ #{num(s.max)})"
+  defp others_cell(nil, _), do: ""
+  defp others_cell(s, n) when n in [nil, 0], do: "#{num(s.median)} (≤ #{num(s.max)})"
+  defp others_cell(s, 1), do: "#{num(s.median)} (≤ #{num(s.max)}); 1 turn redone"
+  defp others_cell(s, n), do: "#{num(s.median)} (≤ #{num(s.max)}); #{n} turns redone"
 
   defp verdict_cell(%{verdict: nil}), do: ""
 
@@ -97,7 +101,7 @@ defmodule Bench.Report do
         [r.workload, r.metric, r.summary |> Map.values() |> Enum.map(& &1.n) |> Enum.max()] ++
           for({k, _} <- @contenders, do: cell(r.summary[k], r.unit)) ++
           [ratio_cell(r.vs.plain), ratio_cell(r.vs.port), r.target_text || "", verdict_cell(r)] ++
-          [others_cell(r.others)]
+          [others_cell(r.others, r.redone)]
 
       IO.puts("| " <> Enum.join(cells, " | ") <> " |")
     end
@@ -108,8 +112,9 @@ defmodule Bench.Report do
     rotated; "vs" columns are the medians of per-round ratios. A verdict ends in "?" when
     the row is too wide to compare: a contender varied by more than #{Stats.max_spread()}× across
     rounds, or some rounds met the target and others did not. "others' CPU": cores used
-    by processes other than the bench's own during the row's turns, median (max): above
-    ~0.2 the machine was busy and the row's figures are suspect.
+    by processes other than the bench's own during the row's turns, median (max); a turn
+    during which they used more than 0.2 was run again once the machine was calm (up to
+    twice): a max above 0.2 means a turn stayed disturbed and the row is suspect.
     """)
 
     for r <- rows, r.note, do: IO.puts("#{r.workload} / #{r.metric}: #{r.note}")
@@ -132,7 +137,8 @@ defmodule Bench.Report do
           "verdict" => r.verdict,
           "why" => r.why,
           "note" => r.note,
-          "others_cpu" => r.others && stringify(r.others)
+          "others_cpu" => r.others && stringify(r.others),
+          "turns_redone" => r.redone
         }
       end
 
