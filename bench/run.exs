@@ -47,6 +47,8 @@ defmodule Bench do
         else: Keyword.keys(@workloads)
 
     t0 = System.monotonic_time(:millisecond)
+    # The pool's debug lines (workers added and retired) would bury the table.
+    Logger.configure(level: :info)
 
     # The baselines import dspy while the runtime starts.
     plain = Plain.start()
