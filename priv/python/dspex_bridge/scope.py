@@ -33,7 +33,7 @@ CALLER = "dspex_caller"
 HISTORY_SIZE = 100
 
 # Settings the bridge sets on every call; session code cannot change them.
-MANAGED = frozenset({MARKER, CALLER, "trace", "max_history_size", "track_usage"})
+MANAGED = frozenset({MARKER, CALLER, "trace", "max_history_size"})
 
 
 def caller():
@@ -57,7 +57,6 @@ def of(session):
         lm=session.lm.lm,
         trace=[],
         max_history_size=HISTORY_SIZE,
-        track_usage=True,
         **{MARKER: weakref.ref(session), CALLER: hooks.current_caller() if hooks.current_caller else None},
     ):
         yield
@@ -95,6 +94,7 @@ class SessionHistory:
             entries = session.lm_history
             entries.append(entry)
             del entries[: max(len(entries) - HISTORY_SIZE, 0)]
+            session.add_usage(entry)
             observe.report(entry, caller())
 
     def pop(self, index=-1):
