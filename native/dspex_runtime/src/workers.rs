@@ -165,8 +165,8 @@ fn retire_one(pool: &Pool) -> Option<usize> {
 
 /// One idle worker at a time polls the queue for a short while before sleeping: a
 /// caller making calls back to back then finds a worker awake instead of paying for a
-/// thread wake-up (several microseconds) on every call. Bounded, and never more than
-/// one spinning thread, so an idle pool costs no CPU.
+/// thread wake-up (several microseconds) on every call. Bounded, yielding the core on
+/// each turn, and never more than one spinning thread, so an idle pool costs no CPU.
 fn spin_for_job(pool: &Pool) -> Option<Job> {
     if pool
         .spinning
@@ -185,7 +185,9 @@ fn spin_for_job(pool: &Pool) -> Option<Job> {
         if !pool.releases.is_empty() {
             break;
         }
-        std::hint::spin_loop();
+        // Yield rather than burn the core: on a 2-core machine the thread that would
+        // submit the next job (a BEAM scheduler) or a job's own Python may need it.
+        std::thread::yield_now();
     }
     pool.spinning.store(false, Ordering::Release);
     found
