@@ -1,7 +1,8 @@
 defmodule DSPex.Native.WarmUpTest do
-  # Python is ready before litellm is imported (5-6 s, in the background): LM calls made
-  # meanwhile wait for that import instead of failing on a half-imported module. In a BEAM
-  # of its own, so that litellm is not imported yet when the calls start.
+  # Python is ready before litellm is imported (seconds, in the background once the pool
+  # is quiet): LM calls made before or during that import wait for it instead of failing on
+  # a half-imported module. In a BEAM of its own, so that litellm is not imported yet when
+  # the calls start.
   use ExUnit.Case, async: true
 
   import DSPex.Native.TestHelpers

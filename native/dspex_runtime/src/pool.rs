@@ -65,8 +65,9 @@ pub struct Pool {
     /// When a worker last took a job (nanoseconds since `epoch`).
     pub(crate) last_dequeue: AtomicU64,
     pub(crate) epoch: Instant,
-    /// Whether an idle worker is polling the queue (see `workers::spin_for_job`).
-    pub(crate) spinning: AtomicBool,
+    /// Which idle worker may poll the queue: the one holding the latest ticket (see
+    /// `workers::spin_for_job`).
+    pub(crate) spin_ticket: AtomicU64,
     sessions: Arc<AtomicUsize>,
     next_session_id: AtomicU64,
     pub(crate) jobs_done: AtomicU64,
@@ -99,7 +100,7 @@ impl Pool {
             next_worker: AtomicUsize::new(0),
             last_dequeue: AtomicU64::new(0),
             epoch: Instant::now(),
-            spinning: AtomicBool::new(false),
+            spin_ticket: AtomicU64::new(0),
             sessions: Arc::new(AtomicUsize::new(0)),
             next_session_id: AtomicU64::new(1),
             jobs_done: AtomicU64::new(0),

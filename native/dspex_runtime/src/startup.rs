@@ -3,7 +3,8 @@
 //! reach the BEAM, then start the workers and the control thread. The thread then stays
 //! alive, because it is Python's main thread (signal handling lives there).
 
-use std::time::Instant;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
@@ -45,6 +46,7 @@ pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
     control::spawn(pool);
     drop(entered);
     if let (Some(bridge), true) = (warm, config.warm) {
+        wait_until_quiet(pool);
         let started = Instant::now();
         // `warm()` answers None, or why the import failed.
         let error = Python::attach(|py| {
@@ -65,6 +67,30 @@ pub fn python_main(pool: &'static Pool, config: Config, env: PythonEnv) {
     // Python's main thread must live on: signal handling belongs to it.
     loop {
         std::thread::park();
+    }
+}
+
+/// The pool counts as quiet after this long without taking a job.
+const QUIET: Duration = Duration::from_millis(50);
+/// The warm-up starts after this long at the latest, however busy the pool is.
+const WARM_WITHIN: Duration = Duration::from_secs(5);
+
+/// Waits (without the GIL) until no job is queued or running and none was taken for
+/// [`QUIET`], or [`WARM_WITHIN`] has passed. The warm-up imports litellm for seconds while
+/// holding the GIL most of the time: started at once, it made the first calls after
+/// start-up share the GIL with it (first execute 2 ms → 40-50 ms). A program that makes an
+/// LM call before then imports litellm itself, as it would without a warm-up.
+fn wait_until_quiet(pool: &Pool) {
+    let deadline = Instant::now() + WARM_WITHIN;
+    while Instant::now() < deadline {
+        let stats = pool.stats();
+        let since = pool.epoch.elapsed().saturating_sub(Duration::from_nanos(
+            pool.last_dequeue.load(Ordering::Acquire),
+        ));
+        if stats.queued == 0 && stats.workers_idle >= stats.workers_alive && since >= QUIET {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 

@@ -131,7 +131,12 @@ def warm():
 
     Through DSPy's own lazy import, which holds a lock for the whole import: an LM call
     made meanwhile waits for it. A plain `import litellm` here would let such a call find
-    the half-imported module in sys.modules and fail ("partially initialized module")."""
+    the half-imported module in sys.modules and fail ("partially initialized module").
+
+    The import holds the GIL most of the time: a shorter switch interval meanwhile lets a
+    call that arrives get it within a millisecond instead of five."""
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(min(interval, 0.001))
     try:
         from dspy.clients._litellm import get_litellm
 
@@ -139,6 +144,8 @@ def warm():
         return None
     except BaseException as exc:  # noqa: BLE001
         return f"{type(exc).__name__}: {exc}"
+    finally:
+        sys.setswitchinterval(interval)
 
 
 def environment():

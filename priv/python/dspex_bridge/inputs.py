@@ -9,6 +9,7 @@ converted element by element. Nothing here reads a file or fetches a URL: inputs
 """
 
 import typing
+import weakref
 
 import dspy
 
@@ -55,18 +56,46 @@ _LISTS = {dspy.Image: _image, dspy.Tool: _tool}
 
 def convert(signature, inputs):
     """`inputs` with the values of DSPy-typed fields built as those types."""
-    if signature is None:
+    typed = _typed_fields(signature) if signature is not None else ()
+    if not typed:
         return inputs
     converted = dict(inputs)
-    for name, field in signature.input_fields.items():
-        if name not in converted or converted[name] is None:
+    for name, convert_one, many in typed:
+        value = converted.get(name)
+        if value is None:
             continue
+        if not many:
+            converted[name] = convert_one(name, value)
+        elif isinstance(value, list):
+            converted[name] = [convert_one(name, v) for v in value]
+        else:
+            raise _invalid(name, "expected a list")
+    return converted
+
+
+# Per signature class, weakly: a program's signature goes with the program.
+_TYPED = weakref.WeakKeyDictionary()
+
+
+def _typed_fields(signature):
+    """The input fields of `signature` that need building: `(name, converter, is_list)`,
+    found once per signature. Most signatures have none, and pay nothing per call."""
+    try:
+        return _TYPED[signature]
+    except (KeyError, TypeError):
+        pass
+    typed = []
+    for name, field in signature.input_fields.items():
         annotation = field.annotation
         if annotation in _CONVERTERS:
-            converted[name] = _CONVERTERS[annotation](name, converted[name])
-        elif typing.get_origin(annotation) in (list, typing.List) and typing.get_args(annotation)[:1][0:1] and typing.get_args(annotation)[0] in _LISTS:
-            convert_one = _LISTS[typing.get_args(annotation)[0]]
-            if not isinstance(converted[name], list):
-                raise _invalid(name, "expected a list")
-            converted[name] = [convert_one(name, v) for v in converted[name]]
-    return converted
+            typed.append((name, _CONVERTERS[annotation], False))
+        elif typing.get_origin(annotation) in (list, typing.List):
+            args = typing.get_args(annotation)
+            if args and args[0] in _LISTS:
+                typed.append((name, _LISTS[args[0]], True))
+    typed = tuple(typed)
+    try:
+        _TYPED[signature] = typed
+    except TypeError:  # not weakly referenceable: found again next time
+        pass
+    return typed

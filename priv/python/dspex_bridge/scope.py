@@ -11,7 +11,6 @@ this interpreter may change the global defaults). `dspy.configure_cache` is refu
 cache is chosen per LM (`cache:`). DSPy's process-wide LM history is kept per session too.
 """
 
-import contextlib
 import sys
 import weakref
 
@@ -33,7 +32,7 @@ CALLER = "dspex_caller"
 HISTORY_SIZE = 100
 
 # Settings the bridge sets on every call; session code cannot change them.
-MANAGED = frozenset({MARKER, CALLER, "trace", "max_history_size", "track_usage"})
+MANAGED = frozenset({MARKER, CALLER, "trace", "max_history_size"})
 
 
 def caller():
@@ -47,20 +46,18 @@ def current():
     return ref() if isinstance(ref, weakref.ref) else None
 
 
-@contextlib.contextmanager
 def of(session):
     """Runs a session's operation with its LM and settings, marked as its own."""
     # A fresh trace per call: DSPy's global trace would keep every module alive. The marker
     # is a weak reference: a thread the session's code leaves behind does not keep it alive.
-    with dspy.context(
+    # DSPy's own context manager, returned as is: one layer per call, not two.
+    return dspy.context(
         **session.settings,
         lm=session.lm.lm,
         trace=[],
         max_history_size=HISTORY_SIZE,
-        track_usage=True,
         **{MARKER: weakref.ref(session), CALLER: hooks.current_caller() if hooks.current_caller else None},
-    ):
-        yield
+    )
 
 
 def configure(_settings_object=None, **kwargs):
@@ -95,6 +92,7 @@ class SessionHistory:
             entries = session.lm_history
             entries.append(entry)
             del entries[: max(len(entries) - HISTORY_SIZE, 0)]
+            session.add_usage(entry)
             observe.report(entry, caller())
 
     def pop(self, index=-1):

@@ -228,10 +228,9 @@ class Session:
                 f"program {quote(pid)} takes inputs {', '.join(sorted(program.input_names))}: {'; '.join(parts)}",
             )
         lm = self.lm
-        no_lm = f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
         # A custom module may need no LM at all; it fails below if it calls one.
         if lm.lm is None and not isinstance(program.kind, list):
-            raise BridgeError("no_lm", no_lm)
+            raise BridgeError("no_lm", self._no_lm())
         try:
             typed = typed_inputs.convert(program.signature, inputs)
             if program.adapter is None:
@@ -240,12 +239,11 @@ class Session:
                 with dspy.context(adapter=program.adapter):
                     prediction = call(program.module, typed)
             result = to_plain(prediction)
-            self._add_usage(prediction)
         except BaseException as exc:
             with self._lock:
                 self.failures += 1
             if lm.lm is None and isinstance(exc, ValueError) and "No LM is loaded" in str(exc):
-                raise BridgeError("no_lm", f"program {quote(pid)} called an LM, but {no_lm}") from None
+                raise BridgeError("no_lm", f"program {quote(pid)} called an LM, but {self._no_lm()}") from None
             raise
         with self._lock:
             self.executions += 1
@@ -299,15 +297,22 @@ class Session:
         demos = sum(len(getattr(p, "demos", [])) for _, p in compiled.named_predictors())
         return {"id": target, "demos": demos}
 
-    def _add_usage(self, prediction):
-        get = getattr(prediction, "get_lm_usage", None)
-        usage = get() if callable(get) else None
+    def _no_lm(self):
+        return f"{self.label()} has no LM: open it with lm: ... or call configure(session, lm: ...)"
+
+    def add_usage(self, entry):
+        """Adds one LM call's token counts (a history entry) to the session's totals. Read
+        from DSPy's history, which every call writes, rather than DSPy's usage tracker,
+        which would cost every execute a tracker."""
+        usage = entry.get("usage")
+        if not isinstance(usage, dict):
+            return
+        model = str(entry.get("model") or "")
         with self._lock:
-            for model, counts in (usage or {}).items():
-                totals = self.usage.setdefault(model, {})
-                for key, value in (counts or {}).items():
-                    if isinstance(value, (int, float)) and not isinstance(value, bool):
-                        totals[key] = totals.get(key, 0) + value
+            totals = self.usage.setdefault(model, {})
+            for key, value in usage.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    totals[key] = totals.get(key, 0) + value
 
     def history(self, args):
         """The session's last n LM calls, newest last: messages, outputs, model, usage."""

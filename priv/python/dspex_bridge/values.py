@@ -128,6 +128,10 @@ def to_plain(value, path="result"):
 
     Walks with a list of frames, not recursion, so deep results cost no Python stack, and
     names the place of an error only when there is one."""
+    if isinstance(value, Example):
+        value = dict(value.items(include_dspy=True))
+    if type(value) is dict and _flat(value):
+        return value
     frames = []
     item = value
     while True:
@@ -145,6 +149,19 @@ def to_plain(value, path="result"):
                 break
             frames.pop()
             done = top.finish()
+
+
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _flat(mapping):
+    """True if every key is a string and every value a plain scalar: most results (a
+    Prediction's fields) need no walk."""
+    for key, item in mapping.items():
+        kind = type(item)
+        if type(key) is not str or not (kind in _SCALARS or (kind is float and math.isfinite(item))):
+            return False
+    return True
 
 
 def field_name(key, what):
