@@ -3,13 +3,13 @@ defmodule Bench.Stats do
   Every median, percentile and verdict of the benchmark is computed here.
 
   A row holds, per contender, one figure per round. Rounds interleave the contenders
-  (see `Bench.Measure.rounds/2`), so round `r` of ours and round `r` of a baseline ran
+  (see `Bench.Measure.rounds/3`), so round `r` of ours and round `r` of a baseline ran
   seconds apart under the same machine conditions: comparisons use the per-round pairs.
 
   The spread rule: a row is *too wide to compare* when
 
-    * a contender's figures vary by more than #{1.3}× across rounds (max ÷ min), or
-    * the per-round scores (ours ÷ baseline, or ours alone for an absolute target) fall
+    * a contender's figures vary by more than 1.3× across rounds (max ÷ min), or
+    * the per-round scores (ours ÷ baseline, ours − baseline, or ours alone) fall
       on both sides of the target: some rounds pass, others miss, so even the sign of
       the comparison is uncertain.
 
