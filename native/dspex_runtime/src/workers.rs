@@ -49,6 +49,10 @@ fn spawn(pool: &'static Pool) -> bool {
     let n = pool.next_worker.fetch_add(1, Ordering::Relaxed);
     // Counted before the thread runs, so a burst of growth cannot overshoot.
     pool.workers_alive.fetch_add(1, Ordering::AcqRel);
+    // A new worker is not idle until its thread runs: the stall clock starts now, or jobs
+    // queued while Python boots (`await_ready`'s ping) grew the pool the moment it started.
+    pool.last_dequeue
+        .store(pool.epoch.elapsed().as_nanos() as u64, Ordering::Release);
     let spawned = std::thread::Builder::new()
         .name(format!("dspex-worker-{n}"))
         .spawn(move || serve(pool, n));
