@@ -28,7 +28,7 @@ defmodule DSPex.Native.Application do
   | `:queue_size` | `DSPEX_QUEUE_SIZE` | 10000 | jobs that may wait before calls get `:overloaded` |
   | `:history_size` | `DSPEX_HISTORY_SIZE` | 100 | LM calls each session's LM and programs remember (DSPy keeps 10000) |
   | `:trace` | `DSPEX_TRACE` | off | a tracing filter (`"info"`, `"debug"`) for the pool's spans, logged through Logger |
-  | `:warm` | | `true` | import litellm in the background once Python is up |
+  | `:warm` | | `true` | import litellm in the background once Python is up and the pool has been quiet for 50 ms (within 5 s), so the first calls do not share the GIL with the import |
   | `:importable` | | `["dspy"]` | the roots `DSPex.Native.Py` may resolve dotted paths under |
 
   One BEAM runs one Python interpreter: stopping the runtime refuses new calls and lets
