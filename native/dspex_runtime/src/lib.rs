@@ -11,7 +11,7 @@
 //!   way back to the caller, and a session that hands its object to the release queue;
 //! - [`thread_state`] / [`bridge`]: the CPython FFI the threads need, and how a job calls
 //!   into Python;
-//! - [`pool`] / [`workers`] / [`control`] / [`startup`]: the queues and counters, the
+//! - [`queue`] / [`pool`] / [`workers`] / [`control`] / [`startup`]: the queues and counters, the
 //!   threads that serve them, and start-up;
 //! - [`events`] / [`trace`]: what the runtime reports outside any job (ready, warm, the
 //!   pool growing or shrinking, trace lines), for a subscriber.
@@ -28,6 +28,7 @@ mod job;
 mod op;
 mod pool;
 mod pycodec;
+mod queue;
 mod releases;
 mod session;
 mod startup;

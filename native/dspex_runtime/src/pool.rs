@@ -7,12 +7,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use crossbeam_channel::{unbounded, Receiver, Sender, TrySendError};
 
 use crate::bridge::Engine;
 use crate::error::{Error, Reason};
 use crate::gate::Gate;
 use crate::job::{Job, Target};
+use crate::queue::JobQueue;
 use crate::releases::{Releaser, Releases};
 
 /// Where the runtime is in its life.
@@ -43,8 +44,7 @@ pub struct PoolStats {
 }
 
 pub struct Pool {
-    pub(crate) jobs_tx: Sender<Job>,
-    pub(crate) jobs_rx: Receiver<Job>,
+    pub(crate) jobs: JobQueue,
     pub(crate) releases: Releases,
     /// Gates of cancelled jobs whose Python code may still run (see `control`).
     interrupts_tx: Sender<Arc<Gate>>,
@@ -81,11 +81,10 @@ impl Pool {
         queue_size: usize,
         test_hooks: bool,
     ) -> Pool {
-        let (jobs_tx, jobs_rx) = bounded(queue_size.max(1));
+        let max_workers = max_workers.max(workers).max(1);
         let (interrupts_tx, interrupts_rx) = unbounded();
         Pool {
-            jobs_tx,
-            jobs_rx,
+            jobs: JobQueue::new(queue_size, max_workers),
             releases: Releases::new(),
             interrupts_tx,
             interrupts_rx,
@@ -94,7 +93,7 @@ impl Pool {
             test_hooks,
             engine: OnceLock::new(),
             workers: workers.max(1),
-            max_workers: max_workers.max(workers).max(1),
+            max_workers,
             workers_alive: AtomicUsize::new(0),
             workers_idle: AtomicUsize::new(0),
             next_worker: AtomicUsize::new(0),
@@ -153,13 +152,13 @@ impl Pool {
                 )));
             }
         }
-        match self.jobs_tx.try_send(job) {
+        match self.jobs.push(job) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(Error::new(
                 Reason::Overloaded,
                 format!(
                     "the job queue is full ({} jobs waiting for {} workers); try again later",
-                    self.jobs_tx.len(),
+                    self.jobs.len(),
                     self.workers
                 ),
             )),
@@ -195,7 +194,7 @@ impl Pool {
             max_workers: self.max_workers,
             workers_alive: self.workers_alive.load(Ordering::Relaxed),
             workers_idle: self.workers_idle.load(Ordering::Relaxed),
-            queued: self.jobs_rx.len(),
+            queued: self.jobs.len(),
             releases_queued: self.releases.queued(),
             sessions: self.sessions.load(Ordering::Relaxed),
             jobs_done: self.jobs_done.load(Ordering::Relaxed),

@@ -73,7 +73,7 @@ pub fn grow_if_stalled(pool: &'static Pool) {
     let now = pool.epoch.elapsed().as_nanos() as u64;
     let stalled = now.saturating_sub(pool.last_dequeue.load(Ordering::Acquire))
         > GROW_AFTER.as_nanos() as u64;
-    let waiting = pool.jobs_rx.len();
+    let waiting = pool.jobs.len();
     if waiting == 0 || !stalled || pool.workers_idle.load(Ordering::Acquire) > 0 {
         return;
     }
@@ -112,7 +112,8 @@ fn serve(pool: &'static Pool, n: usize) {
             continue;
         }
         pool.workers_idle.fetch_add(1, Ordering::AcqRel);
-        if let Some(job) = spin_for_job(pool) {
+        // A job pushed while this worker polled rang no bell: look once more before sleeping.
+        if let Some(job) = spin_for_job(pool).or_else(|| pool.jobs.take()) {
             pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
             run_jobs(pool, job);
             continue;
@@ -128,11 +129,11 @@ fn serve(pool: &'static Pool, n: usize) {
                 pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
                 if let Ok(object) = msg { release(pool, object) }
             }
-            recv(pool.jobs_rx) -> msg => {
+            recv(pool.jobs.bell()) -> _ => {
                 pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
-                match msg {
-                    Ok(job) => run_jobs(pool, job),
-                    Err(_) => retire = true,
+                // Another worker may have taken it meanwhile: then back to waiting.
+                if let Some(job) = pool.jobs.take() {
+                    run_jobs(pool, job);
                 }
             }
             default(timeout) => {
@@ -177,9 +178,15 @@ fn retire_one(pool: &Pool) -> Option<usize> {
 fn spin_for_job(pool: &Pool) -> Option<Job> {
     let ticket = pool.spin_ticket.fetch_add(1, Ordering::AcqRel) + 1;
     let deadline = Instant::now() + SPIN;
+    pool.jobs.start_polling();
     while Instant::now() < deadline && pool.spin_ticket.load(Ordering::Acquire) == ticket {
-        if let Ok(job) = pool.jobs_rx.try_recv() {
-            return Some(job);
+        if !pool.jobs.is_empty() {
+            // No longer counted as a poller first: a job this one does not get rings.
+            pool.jobs.stop_polling();
+            match pool.jobs.take() {
+                Some(job) => return Some(job),
+                None => pool.jobs.start_polling(),
+            }
         }
         if !pool.releases.is_empty() {
             break;
@@ -188,6 +195,7 @@ fn spin_for_job(pool: &Pool) -> Option<Job> {
         // submit the next job (a BEAM scheduler) or a job's own Python may need it.
         std::thread::yield_now();
     }
+    pool.jobs.stop_polling();
     None
 }
 
@@ -227,9 +235,9 @@ fn run_jobs(pool: &Pool, first: Job) {
             if batch.elapsed() >= BATCH || !pool.releases.is_empty() {
                 break;
             }
-            match pool.jobs_rx.try_recv() {
-                Ok(next) => job = next,
-                Err(_) => break,
+            match pool.jobs.take() {
+                Some(next) => job = next,
+                None => break,
             }
         }
     })
