@@ -114,13 +114,23 @@ mod tests {
     fn a_job_with_no_poller_rings_and_one_a_poller_takes_does_not() {
         let q = JobQueue::new(8, 4);
         q.push(job()).unwrap();
-        assert_eq!(q.bell().try_recv(), Ok(()), "nobody polls: a sleeper is woken");
+        assert_eq!(
+            q.bell().try_recv(),
+            Ok(()),
+            "nobody polls: a sleeper is woken"
+        );
         q.take().unwrap();
         q.start_polling();
         q.push(job()).unwrap();
-        assert!(q.bell().try_recv().is_err(), "the poller takes it: nobody is woken");
+        assert!(
+            q.bell().try_recv().is_err(),
+            "the poller takes it: nobody is woken"
+        );
         q.stop_polling();
-        assert!(q.take().is_some(), "the former poller looks once more and finds it");
+        assert!(
+            q.take().is_some(),
+            "the former poller looks once more and finds it"
+        );
     }
 
     #[test]
@@ -130,7 +140,11 @@ mod tests {
         for _ in 0..3 {
             q.push(job()).unwrap();
         }
-        assert_eq!(q.bell().try_iter().count(), 2, "one poller, three jobs: two rings");
+        assert_eq!(
+            q.bell().try_iter().count(),
+            2,
+            "one poller, three jobs: two rings"
+        );
     }
 
     #[test]
