@@ -19,12 +19,14 @@ defmodule DSPex.Native.ApplicationTest do
     :ok = DSPex.Native.await_ready()
   end
 
-  # True once every worker is busy and nothing waits (read without Python).
-  busy? = fn ->
+  # True once every worker is busy with `held` (a task) and nothing waits (read without
+  # Python); otherwise raises with what it saw.
+  busy? = fn held ->
     eventually(fn ->
       s = DSPex.Native.NIF.pool_stats()
       s["workers_idle"] == 0 and s["queued"] == 0
-    end, 10_000)
+    end, 10_000) ||
+      raise "never busy: #{inspect(DSPex.Native.NIF.pool_stats())}, held job: #{inspect(Task.yield(held, 0))}"
   end
   """
 
@@ -52,7 +54,7 @@ defmodule DSPex.Native.ApplicationTest do
           :ok = Session.create_program(s, "p", signature: "q -> a")
           IO.puts("BEFORE #{DSPex.Native.stats().sessions}")
           busy = Task.async(fn -> test_eval(held_source("busy", flag), 60_000) end)
-          true = busy?.()
+          true = busy?.(busy)
           queued = for i <- 1..3, do: Task.async(fn -> DSPex.Native.ping(i, 60_000) end)
           true = eventually(fn -> DSPex.Native.NIF.pool_stats()["queued"] == 3 end, 10_000)
           IO.puts("OVER #{inspect(DSPex.Native.ping(:over, 1_000))}")
@@ -84,7 +86,7 @@ defmodule DSPex.Native.ApplicationTest do
           start.(workers: 1, max_workers: 1)
           # The only worker is busy until the flag is set, however slow this machine is.
           busy = Task.async(fn -> test_eval(held_source("busy", flag), 60_000) end)
-          true = busy?.()
+          true = busy?.(busy)
           # Queued behind the busy worker: one caller times out, one dies.
           IO.puts("TIMED_OUT #{inspect(test_eval(spin_source("timed_out", 0), 100))}")
           dying = spawn(fn -> test_eval(spin_source("died", 0), :infinity) end)

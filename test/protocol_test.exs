@@ -66,7 +66,11 @@ defmodule DSPex.Native.ProtocolTest do
     # The answer carries its queue and Python times as floats in that unit.
     tag = :erlang.alias()
     {:ok, _job} = DSPex.Native.NIF.global_call("ping", :pong, tag)
-    assert_receive {^tag, {:ok, :pong}, queue, python} when is_float(queue) and is_float(python)
+
+    assert_receive {^tag, {:ok, :pong}, queue, python}
+                   when is_float(queue) and is_float(python),
+                   5_000
+
     :erlang.unalias(tag)
   end
 end

@@ -2,8 +2,8 @@
 //! growth.
 //!
 //! Workers take releases first, so a release never waits behind executions. An idle worker
-//! polls the queue briefly before sleeping, and a worker runs short jobs back to back under
-//! one GIL hold. When jobs stall with every worker busy (LM calls waiting on HTTP with the
+//! polls the queue briefly before sleeping, and a worker takes jobs only while it holds the
+//! GIL, running them back to back. When jobs stall with every worker busy (LM calls waiting on HTTP with the
 //! GIL released), the control thread calls [`grow_if_stalled`]; workers beyond the minimum
 //! retire after a while without work.
 
@@ -28,8 +28,9 @@ const SPIN: Duration = Duration::from_micros(200);
 /// How long jobs may wait with every worker busy and none taken before the pool grows.
 pub const GROW_AFTER: Duration = Duration::from_millis(2);
 
-/// How long a worker keeps running queued jobs under one GIL hold.
-const BATCH: Duration = Duration::from_micros(200);
+/// How long a worker keeps running queued jobs under one GIL hold: Python's own switch
+/// interval, after which a thread waiting for the GIL asks for it anyway.
+const BATCH: Duration = Duration::from_millis(5);
 
 /// The most workers added at one check.
 const GROW_STEP: usize = 8;
@@ -112,10 +113,9 @@ fn serve(pool: &'static Pool, n: usize) {
             continue;
         }
         pool.workers_idle.fetch_add(1, Ordering::AcqRel);
-        // A job pushed while this worker polled rang no bell: look once more before sleeping.
-        if let Some(job) = spin_for_job(pool).or_else(|| pool.jobs.take()) {
+        if poll_for_jobs(pool) {
             pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
-            run_jobs(pool, job);
+            run_jobs(pool, true);
             continue;
         }
         let timeout = if extra {
@@ -131,9 +131,9 @@ fn serve(pool: &'static Pool, n: usize) {
             }
             recv(pool.jobs.bell()) -> _ => {
                 pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
-                // Another worker may have taken it meanwhile: then back to waiting.
-                if let Some(job) = pool.jobs.take() {
-                    run_jobs(pool, job);
+                // A poller counted on to take the job does: then back to sleep.
+                if pool.jobs.unserved() {
+                    run_jobs(pool, false);
                 }
             }
             default(timeout) => {
@@ -170,23 +170,22 @@ fn retire_one(pool: &Pool) -> Option<usize> {
 
 /// One idle worker at a time polls the queue for a short while before sleeping: a
 /// caller making calls back to back then finds a worker awake instead of paying for a
-/// thread wake-up (several microseconds) on every call. The newest idle worker spins and
-/// an older spinner stops: the worker that just ran the caller's last job runs its next
+/// thread wake-up (several microseconds) on every call. The newest idle worker polls and
+/// an older poller stops: the worker that just ran the caller's last job runs its next
 /// one, on caches that job left warm (two workers taking turns: Predict ~290 µs, not ~270).
-/// Bounded, yielding the core on each turn, and never more than one spinning thread, so
+/// Bounded, yielding the core on each turn, and never more than one polling thread, so
 /// an idle pool costs no CPU.
-fn spin_for_job(pool: &Pool) -> Option<Job> {
+///
+/// True when jobs wait: the worker is then still counted as polling (no job rings for it)
+/// until [`run_jobs`] has taken the first. False when it may sleep (it has stopped polling,
+/// and any job pushed meanwhile rang).
+fn poll_for_jobs(pool: &Pool) -> bool {
     let ticket = pool.spin_ticket.fetch_add(1, Ordering::AcqRel) + 1;
     let deadline = Instant::now() + SPIN;
     pool.jobs.start_polling();
     while Instant::now() < deadline && pool.spin_ticket.load(Ordering::Acquire) == ticket {
         if !pool.jobs.is_empty() {
-            // No longer counted as a poller first: a job this one does not get rings.
-            pool.jobs.stop_polling();
-            match pool.jobs.take() {
-                Some(job) => return Some(job),
-                None => pool.jobs.start_polling(),
-            }
+            return true;
         }
         if !pool.releases.is_empty() {
             break;
@@ -196,37 +195,40 @@ fn spin_for_job(pool: &Pool) -> Option<Job> {
         std::thread::yield_now();
     }
     pool.jobs.stop_polling();
-    None
+    false
 }
 
-/// Runs `first`, then, while jobs stay short (pings, reads), the next queued ones under
-/// the same GIL hold: handing the GIL to another thread for every microsecond-long job
-/// costs more than the jobs. A long job (an LM call) ends the batch.
-fn run_jobs(pool: &Pool, first: Job) {
+/// Takes queued jobs and runs them, one after another under one GIL hold, for up to
+/// [`BATCH`]. A job is taken only once the GIL is held: a worker that took one and then
+/// waited for the GIL would make every job a GIL hand-off between threads (a thread
+/// wake-up, cold caches), where the holder could have run it at once. While the holder
+/// runs a job that releases the GIL (an LM call waiting on HTTP), a waiting worker gets
+/// the GIL and takes the next job. Finds nothing when another worker took it first.
+///
+/// `polling`: the worker is still counted as polling (see [`poll_for_jobs`]), until its first
+/// take.
+fn run_jobs(pool: &Pool, polling: bool) {
     let Some(engine) = pool.engine.get() else {
-        let why = match pool.status() {
-            Status::Failed(why) => why,
-            _ => "the runtime is not ready".to_owned(),
-        };
-        let Job {
-            gate,
-            deliver,
-            enqueued,
-            ..
-        } = first;
-        if gate.start() {
-            let timing = Timing {
-                queue_ms: millis(enqueued.elapsed()),
-                python_ms: 0.0,
-            };
-            gate.deliver(deliver, Err(Error::not_started(why)), timing);
+        let first = pool.jobs.take();
+        if polling {
+            pool.jobs.stop_polling();
+        }
+        for job in first
+            .into_iter()
+            .chain(std::iter::from_fn(|| pool.jobs.take()))
+        {
+            refuse(pool, job);
         }
         return;
     };
     Python::attach(|py| {
         let batch = Instant::now();
-        let mut job = first;
-        loop {
+        let first = pool.jobs.take();
+        if polling {
+            pool.jobs.stop_polling();
+        }
+        let mut next = first;
+        while let Some(job) = next.take() {
             pool.last_dequeue
                 .store(pool.epoch.elapsed().as_nanos() as u64, Ordering::Release);
             if bridge::run_job(py, engine, job) {
@@ -235,12 +237,30 @@ fn run_jobs(pool: &Pool, first: Job) {
             if batch.elapsed() >= BATCH || !pool.releases.is_empty() {
                 break;
             }
-            match pool.jobs.take() {
-                Some(next) => job = next,
-                None => break,
-            }
+            next = pool.jobs.take();
         }
     })
+}
+
+/// Answers a job when Python never started.
+fn refuse(pool: &Pool, job: Job) {
+    let why = match pool.status() {
+        Status::Failed(why) => why,
+        _ => "the runtime is not ready".to_owned(),
+    };
+    let Job {
+        gate,
+        deliver,
+        enqueued,
+        ..
+    } = job;
+    if gate.start() {
+        let timing = Timing {
+            queue_ms: millis(enqueued.elapsed()),
+            python_ms: 0.0,
+        };
+        gate.deliver(deliver, Err(Error::not_started(why)), timing);
+    }
 }
 
 /// Decrements the live-worker count when a worker ends, unless `retire_one` already did.
