@@ -18,7 +18,7 @@ defmodule DSPex.Native.Job do
   # Every call is a `[:dspex_native, :call, ...]` span when `:telemetry` is loaded (see
   # `DSPex.Native.Telemetry`); without it, a call costs one `persistent_term` read more.
 
-  alias DSPex.Native.{Callbacks, Error, NIF, Output, Telemetry}
+  alias DSPex.Native.{Callbacks, Error, NIF, Output, Spin, Telemetry}
 
   defstruct [
     :tag,
@@ -30,7 +30,12 @@ defmodule DSPex.Native.Job do
     :metadata,
     keeper: nil,
     stream: nil,
-    halt: nil
+    halt: nil,
+    # The job's gate said its answer was delivered when we cancelled it.
+    sent: false,
+    # Until when (monotonic µs) the caller polls for the answer before blocking (see
+    # `DSPex.Native.Spin`), or nil.
+    poll_until: nil
   ]
 
   @doc false
@@ -59,6 +64,7 @@ defmodule DSPex.Native.Job do
   defp run_timed({nif, args} = request, timeout, metadata, stream) do
     tag = :erlang.alias()
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
+    {in_flight, poll_until} = if stream, do: {nil, nil}, else: Spin.enter(request)
 
     call = %__MODULE__{
       tag: tag,
@@ -68,7 +74,8 @@ defmodule DSPex.Native.Job do
       # Nobody sends `{tag, :halt}`: a call that is not a stream cannot be halted.
       halt: if(stream, do: elem(stream, 1), else: tag),
       request: request,
-      metadata: metadata
+      metadata: metadata,
+      poll_until: poll_until
     }
 
     try do
@@ -85,7 +92,12 @@ defmodule DSPex.Native.Job do
         {:error, error} ->
           {{:error, Error.from_native(error)}, nil}
       end
+    else
+      {_result, timing} = timed ->
+        if in_flight, do: Spin.remember(request, timing)
+        timed
     after
+      if in_flight, do: Spin.leave(in_flight)
       :erlang.unalias(tag)
       flush(tag)
     end
@@ -102,6 +114,9 @@ defmodule DSPex.Native.Job do
         give_up(call, :timeout)
 
       left ->
+        # Decided once: the `after` below must not read the clock again.
+        polling = Spin.polling?(call.poll_until)
+
         receive do
           {^tag, {:output, %{"kind" => "lm"} = report}} ->
             Telemetry.lm_call(report, call.request, call.metadata)
@@ -122,26 +137,30 @@ defmodule DSPex.Native.Job do
           {^tag, report} ->
             await(%{call | output: Output.report(report, call.output)})
         after
-          left -> give_up(call, :timeout)
+          if(polling, do: 0, else: left) ->
+            if polling do
+              :erlang.yield()
+              await(call)
+            else
+              give_up(call, :timeout)
+            end
         end
     end
   end
 
   # Cancels the job: on its deadline (`:timeout`) or when a stream's consumer stops it.
-  defp give_up(%{tag: tag} = call, why) do
+  defp give_up(%{sent: true} = call, _why) do
+    # Cannot happen (the gate delivered the answer); a guard against a hang all the same.
+    error = Error.new(:internal_error, "a delivered answer was lost")
+    finish(call, {:error, error}, nil)
+  end
+
+  defp give_up(call, why) do
     case NIF.job_cancel(call.job) do
       :sent ->
-        # Delivered under the gate before our cancel: it is in the mailbox, maybe behind
-        # other messages of the job, which the final flush takes.
-        receive do
-          {^tag, answer, queue_ms, python_ms} ->
-            finish(call, unwrap(answer), {queue_ms, python_ms})
-        after
-          # Cannot happen (the gate delivered it); a guard against a hang all the same.
-          5_000 ->
-            error = Error.new(:internal_error, "a delivered answer was lost")
-            finish(call, {:error, error}, nil)
-        end
+        # Delivered under the gate before our cancel: the answer is in the mailbox, behind
+        # whatever the job sent first (its output), which is handled as in any call.
+        await(%{call | sent: true, deadline: now() + 5_000, halt: make_ref(), poll_until: nil})
 
       _stopped when why == :halted ->
         finish(call, :halted, nil)
