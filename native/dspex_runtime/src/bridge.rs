@@ -38,7 +38,9 @@ pub struct Engine {
 
 /// Runs one job to its end and delivers its answer through its gate, unless it was
 /// cancelled first (then it returns false). A panic becomes the job's `internal_error`.
-pub fn run_job(py: Python<'_>, engine: &Engine, job: Job) -> bool {
+/// `answering` runs just before the answer is delivered (the worker gets ready for the
+/// caller's next job).
+pub fn run_job(py: Python<'_>, engine: &Engine, job: Job, answering: impl FnOnce()) -> bool {
     let Job {
         target,
         args,
@@ -73,6 +75,7 @@ pub fn run_job(py: Python<'_>, engine: &Engine, job: Job) -> bool {
         queue_ms: millis(started.saturating_duration_since(enqueued)),
         python_ms: millis(started.elapsed()),
     };
+    answering();
     let delivered = gate.deliver(deliver, result, timing);
     tracing::debug!(
         ok,

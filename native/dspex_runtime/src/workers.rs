@@ -7,6 +7,7 @@
 //! GIL released), the control thread calls [`grow_if_stalled`]; workers beyond the minimum
 //! retire after a while without work.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -106,18 +107,26 @@ fn serve(pool: &'static Pool, n: usize) {
     // Workers beyond the minimum retire after a while without work.
     let extra = n >= pool.workers;
     let releases = pool.releases.receiver();
+    // Counted as polling since it delivered its last answer (see `run_jobs`).
+    let mut polling = false;
+    // Whether to poll before sleeping: not after a wake-up that found nothing to do.
+    let mut poll = true;
     loop {
         // Releases first: freeing memory must not wait behind executions.
         if let Ok(object) = releases.try_recv() {
+            if std::mem::take(&mut polling) {
+                pool.jobs.stop_polling();
+            }
             release(pool, object);
             continue;
         }
         pool.workers_idle.fetch_add(1, Ordering::AcqRel);
-        if poll_for_jobs(pool) {
+        if std::mem::replace(&mut poll, true) && poll_for_jobs(pool, polling) {
             pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
-            run_jobs(pool, true);
+            polling = run_jobs(pool, true);
             continue;
         }
+        polling = false;
         let timeout = if extra {
             RETIRE_AFTER
         } else {
@@ -131,9 +140,13 @@ fn serve(pool: &'static Pool, n: usize) {
             }
             recv(pool.jobs.bell()) -> _ => {
                 pool.workers_idle.fetch_sub(1, Ordering::AcqRel);
-                // A poller counted on to take the job does: then back to sleep.
                 if pool.jobs.unserved() {
-                    run_jobs(pool, false);
+                    polling = run_jobs(pool, false);
+                } else {
+                    // A poller counted on takes the job. Back to sleep without polling:
+                    // the newest poller takes over from the older, and this one would
+                    // take the caller's next job from the worker whose caches it warmed.
+                    poll = false;
                 }
             }
             default(timeout) => {
@@ -172,17 +185,19 @@ fn retire_one(pool: &Pool) -> Option<usize> {
 /// caller making calls back to back then finds a worker awake instead of paying for a
 /// thread wake-up (several microseconds) on every call. The newest idle worker polls and
 /// an older poller stops: the worker that just ran the caller's last job runs its next
-/// one, on caches that job left warm (two workers taking turns: Predict ~290 µs, not ~270).
+/// one, on caches that job left warm (two workers taking turns: Predict ~290 µs, not ~250).
 /// Bounded, yielding the core on each turn, and never more than one polling thread, so
 /// an idle pool costs no CPU.
 ///
-/// True when jobs wait: the worker is then still counted as polling (no job rings for it)
-/// until [`run_jobs`] has taken the first. False when it may sleep (it has stopped polling,
-/// and any job pushed meanwhile rang).
-fn poll_for_jobs(pool: &Pool) -> bool {
+/// `counted`: the worker already counts as polling. True when jobs wait: the worker is then
+/// still counted as polling (no job rings for it) until [`run_jobs`] has taken the first.
+/// False when it may sleep (it has stopped polling, and any job pushed meanwhile rang).
+fn poll_for_jobs(pool: &Pool, counted: bool) -> bool {
     let ticket = pool.spin_ticket.fetch_add(1, Ordering::AcqRel) + 1;
     let deadline = Instant::now() + SPIN;
-    pool.jobs.start_polling();
+    if !counted {
+        pool.jobs.start_polling();
+    }
     while Instant::now() < deadline && pool.spin_ticket.load(Ordering::Acquire) == ticket {
         if !pool.jobs.is_empty() {
             return true;
@@ -206,8 +221,11 @@ fn poll_for_jobs(pool: &Pool) -> bool {
 /// the GIL and takes the next job. Finds nothing when another worker took it first.
 ///
 /// `polling`: the worker is still counted as polling (see [`poll_for_jobs`]), until its first
-/// take.
-fn run_jobs(pool: &Pool, polling: bool) {
+/// take. It counts as polling again from just before it delivers an answer: the caller's next
+/// job, pushed the moment the answer arrives, must not ring for a sleeper (which would then
+/// run it on cold caches) while this worker is on its way back to the queue. Returns whether
+/// it still counts as polling.
+fn run_jobs(pool: &Pool, polling: bool) -> bool {
     let Some(engine) = pool.engine.get() else {
         let first = pool.jobs.take();
         if polling {
@@ -219,27 +237,38 @@ fn run_jobs(pool: &Pool, polling: bool) {
         {
             refuse(pool, job);
         }
-        return;
+        return false;
+    };
+    let polling = Cell::new(polling);
+    let stop_polling = || {
+        if polling.replace(false) {
+            pool.jobs.stop_polling();
+        }
     };
     Python::attach(|py| {
         let batch = Instant::now();
-        let first = pool.jobs.take();
-        if polling {
-            pool.jobs.stop_polling();
-        }
-        let mut next = first;
+        let mut next = pool.jobs.take();
+        stop_polling();
         while let Some(job) = next.take() {
             pool.last_dequeue
                 .store(pool.epoch.elapsed().as_nanos() as u64, Ordering::Release);
-            if bridge::run_job(py, engine, job) {
+            let answering = || {
+                pool.jobs.start_polling();
+                polling.set(true);
+            };
+            if bridge::run_job(py, engine, job, answering) {
                 pool.jobs_done.fetch_add(1, Ordering::Relaxed);
             }
             if batch.elapsed() >= BATCH || !pool.releases.is_empty() {
                 break;
             }
             next = pool.jobs.take();
+            if next.is_some() {
+                stop_polling();
+            }
         }
-    })
+    });
+    polling.get()
 }
 
 /// Answers a job when Python never started.
