@@ -17,7 +17,6 @@ DSPy's own disk cache is never built (it is created lazily, on the first read of
 `dspy.cache`, which the router replaces before any call).
 """
 
-import contextlib
 import contextvars
 import hashlib
 import threading
@@ -135,15 +134,6 @@ def _identity(lm, request):
     return {"endpoint": endpoint, "model": str(getattr(lm, "model", "")), "credentials": digest}
 
 
-@contextlib.contextmanager
-def _calling(lm):
-    token = _CALLING_LM.set(lm)
-    try:
-        yield
-    finally:
-        _CALLING_LM.reset(token)
-
-
 def install():
     """Replaces `dspy.cache` with the router, and lets it see which LM is calling."""
     import dspy
@@ -152,13 +142,25 @@ def install():
         return  # installed already (the runtime was stopped and started again)
     original_cached, original_store = execution._cached, execution._store
 
+    # A call that is not cached (DummyLM's, `cache: false`) skips the lookup at no cost: this
+    # runs twice in every LM call.
     def cached(lm, call, asynchronous):
-        with _calling(lm):
+        if not call.cache:
+            return None
+        token = _CALLING_LM.set(lm)
+        try:
             return original_cached(lm, call, asynchronous)
+        finally:
+            _CALLING_LM.reset(token)
 
     def store(lm, call, result, asynchronous):
-        with _calling(lm):
+        if not call.cache:
+            return None
+        token = _CALLING_LM.set(lm)
+        try:
             return original_store(lm, call, result, asynchronous)
+        finally:
+            _CALLING_LM.reset(token)
 
     execution._cached, execution._store = cached, store
     with dspy._cache_lock:
