@@ -15,6 +15,9 @@ defmodule DSPex.Native.Job do
   # the call returns, every `{tag, ...}` message has been taken and no more can come: the
   # tag is an alias (for the output sink's reports), deactivated before the final flush.
   #
+  # A short call polls its mailbox for a moment before it blocks, so that its scheduler is
+  # awake when the answer comes (see `DSPex.Native.Spin`).
+  #
   # Every call is a `[:dspex_native, :call, ...]` span when `:telemetry` is loaded (see
   # `DSPex.Native.Telemetry`); without it, a call costs one `persistent_term` read more.
 
