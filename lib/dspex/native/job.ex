@@ -67,7 +67,7 @@ defmodule DSPex.Native.Job do
   defp run_timed({nif, args} = request, timeout, metadata, stream) do
     tag = :erlang.alias()
     deadline = if timeout == :infinity, do: :infinity, else: now() + timeout
-    {in_flight, poll_until} = if stream, do: {nil, nil}, else: Spin.enter(request)
+    poll_until = if stream, do: nil, else: Spin.until(request)
 
     call = %__MODULE__{
       tag: tag,
@@ -97,10 +97,9 @@ defmodule DSPex.Native.Job do
       end
     else
       {_result, timing} = timed ->
-        if in_flight, do: Spin.remember(request, timing)
+        if !stream, do: Spin.remember(request, timing)
         timed
     after
-      if in_flight, do: Spin.leave(in_flight)
       :erlang.unalias(tag)
       flush(tag)
     end

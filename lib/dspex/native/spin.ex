@@ -1,5 +1,8 @@
 defmodule DSPex.Native.Spin do
   @moduledoc false
+
+  alias DSPex.Native.NIF
+
   # Whether a caller polls its mailbox for a moment before it blocks waiting for an answer.
   #
   # A BEAM scheduler left with nothing to run spins for a while and then sleeps; an answer
@@ -12,32 +15,23 @@ defmodule DSPex.Native.Spin do
   #
   # Polling costs a scheduler, so a caller polls only when it is likely to be short and
   # nothing else needs the scheduler: its last call of the same kind answered within
-  # `@fast_ms`, and no more calls are in flight than there are schedulers. It polls for
+  # `@fast_ms`, and fewer jobs are queued or running than there are schedulers. It polls for
   # `@budget_us` at most, then blocks as before. LM calls (tens of milliseconds) never
   # poll, nor do 64 processes calling at once.
 
   @fast_ms 1.0
   @budget_us 1_000
-  @in_flight {__MODULE__, :in_flight}
 
   @doc false
-  # Counts a call in flight; returns the counter (for `leave/1`) and until when (monotonic
-  # µs) the caller polls, or nil.
-  def enter(request) do
-    counter = counter()
-    in_flight = :atomics.add_get(counter, 1, 1)
-
-    until =
-      if in_flight <= :erlang.system_info(:schedulers_online) and
-           Process.get({__MODULE__, kind(request)}, false) do
-        System.monotonic_time(:microsecond) + @budget_us
-      end
-
-    {counter, until}
+  # Until when (monotonic µs) a call like `request` polls for its answer, or nil.
+  def until(request) do
+    # The pool's load (jobs queued or running, from the NIF: a killed caller's job drops
+    # out of it, where a count kept here would leak) is read only for a fast kind of call.
+    if Process.get({__MODULE__, kind(request)}, false) and
+         NIF.pool_load() < :erlang.system_info(:schedulers_online) do
+      System.monotonic_time(:microsecond) + @budget_us
+    end
   end
-
-  @doc false
-  def leave(counter), do: :atomics.sub(counter, 1, 1)
 
   @doc false
   # Remembers whether a call of this kind answered fast (`timing` as the answer carries it,
@@ -54,17 +48,4 @@ defmodule DSPex.Native.Spin do
   defp kind({:session_call, [_resource, op | _]}), do: {:session_call, op}
   defp kind({:global_call, [op | _]}), do: {:global_call, op}
   defp kind({nif, _args}), do: nif
-
-  # One counter per BEAM, made by whichever call comes first (a race makes two, and each
-  # call leaves the one it entered).
-  defp counter do
-    case :persistent_term.get(@in_flight, nil) do
-      nil ->
-        :persistent_term.put(@in_flight, :atomics.new(1, signed: true))
-        :persistent_term.get(@in_flight)
-
-      counter ->
-        counter
-    end
-  end
 end
