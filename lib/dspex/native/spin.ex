@@ -1,8 +1,5 @@
 defmodule DSPex.Native.Spin do
   @moduledoc false
-
-  alias DSPex.Native.NIF
-
   # Whether a caller polls its mailbox for a moment before it blocks waiting for an answer.
   #
   # A BEAM scheduler left with nothing to run spins for a while and then sleeps; an answer
@@ -11,27 +8,28 @@ defmodule DSPex.Native.Spin do
   # BEAM to the next the scheduler either stayed awake (240–250 µs a call) or slept
   # through each call (270–290 µs, and `+S 1` always slept); which one held for the whole
   # run. A caller that polls (yielding to any process that can run) keeps its scheduler
-  # awake: 240–255 µs in every run.
+  # awake: 234–255 µs in every run.
   #
-  # Polling costs a scheduler, so a caller polls only when it is likely to be short and
-  # nothing else needs the scheduler: its last call of the same kind answered within
-  # `@fast_ms`, and fewer jobs are queued or running than there are schedulers. It polls for
-  # `@budget_us` at most, then blocks as before. LM calls (tens of milliseconds) never
-  # poll, nor do 64 processes calling at once.
+  # Polling takes a scheduler, so a caller polls only while it costs nothing else: its last
+  # call of the same kind answered within `@fast_ms` (LM calls never poll), no other process
+  # waits to run (64 processes calling at once stop each other's polling), and for
+  # `@budget_us` at most; then it blocks as before.
 
   @fast_ms 1.0
   @budget_us 1_000
 
   @doc false
-  # Until when (monotonic µs) a call like `request` polls for its answer, or nil.
+  # Until when (monotonic µs) a call like `request` may poll for its answer, or nil.
   def until(request) do
-    # The pool's load (jobs queued or running, from the NIF: a killed caller's job drops
-    # out of it, where a count kept here would leak) is read only for a fast kind of call.
-    if Process.get({__MODULE__, kind(request)}, false) and
-         NIF.pool_load() < :erlang.system_info(:schedulers_online) do
+    if Process.get({__MODULE__, kind(request)}, false) and idle_beam?() do
       System.monotonic_time(:microsecond) + @budget_us
     end
   end
+
+  @doc false
+  # Whether to poll once more (`until` from `until/1`).
+  def polling?(nil), do: false
+  def polling?(until), do: System.monotonic_time(:microsecond) < until and idle_beam?()
 
   @doc false
   # Remembers whether a call of this kind answered fast (`timing` as the answer carries it,
@@ -41,9 +39,8 @@ defmodule DSPex.Native.Spin do
 
   def remember(_request, nil), do: :ok
 
-  @doc false
-  def polling?(nil), do: false
-  def polling?(until), do: System.monotonic_time(:microsecond) < until
+  # No process waits in a run queue (a cheap, lock-free read of their lengths).
+  defp idle_beam?, do: :erlang.statistics(:total_run_queue_lengths) == 0
 
   defp kind({:session_call, [_resource, op | _]}), do: {:session_call, op}
   defp kind({:global_call, [op | _]}), do: {:global_call, op}
