@@ -21,7 +21,9 @@ defmodule DSPex.Native.SpinTest do
 
   @execute {:session_call, [nil, "execute", nil]}
 
-  test "a caller polls only after a fast call of the same kind, and only while no process waits to run" do
+  @tag :tmp_dir
+  test "a caller polls only after a fast call of the same kind, and only while the BEAM and the pool are nearly idle",
+       %{tmp_dir: tmp} do
     Process.delete({Spin, {:session_call, "execute"}})
     assert Spin.until(@execute) == nil, "never called: no poll"
 
@@ -38,6 +40,19 @@ defmodule DSPex.Native.SpinTest do
     busy = for _ <- 1..(2 * System.schedulers_online()), do: spawn(fn -> spin_forever() end)
     assert eventually(fn -> Spin.until(@execute) == nil and not Spin.polling?(until) end, 10_000)
     for pid <- busy, do: Process.exit(pid, :kill)
+    assert eventually(fn -> Spin.until(@execute) != nil end, 10_000)
+
+    # As many jobs queued or running as schedulers: nobody polls.
+    flag = Path.join(tmp, "go")
+    n = System.schedulers_online()
+
+    held =
+      for i <- 1..n, do: Task.async(fn -> test_eval(held_source("held#{i}", flag), 60_000) end)
+
+    assert eventually(fn -> DSPex.Native.NIF.pool_load() >= n end, 10_000)
+    assert Spin.until(@execute) == nil
+    File.write!(flag, "")
+    assert Enum.all?(Task.await_many(held, 20_000), &match?({:ok, _}, &1))
     assert eventually(fn -> Spin.until(@execute) != nil end, 10_000)
 
     Spin.remember(@execute, {0.01, 25.0})

@@ -55,6 +55,7 @@ defmodule DSPex.Native.NIF do
   def ref_handle(_session, _number), do: :erlang.nif_error(:not_loaded)
   def job_cancel(_job), do: :erlang.nif_error(:not_loaded)
   def pool_stats, do: :erlang.nif_error(:not_loaded)
+  def pool_load, do: :erlang.nif_error(:not_loaded)
   def test_panic, do: :erlang.nif_error(:not_loaded)
   def callback_handle(_fun), do: :erlang.nif_error(:not_loaded)
   def callback_reply(_id, _answer), do: :erlang.nif_error(:not_loaded)

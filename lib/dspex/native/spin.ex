@@ -1,5 +1,7 @@
 defmodule DSPex.Native.Spin do
   @moduledoc false
+
+  alias DSPex.Native.NIF
   # Whether a caller polls its mailbox for a moment before it blocks waiting for an answer.
   #
   # A BEAM scheduler left with nothing to run spins for a while and then sleeps; an answer
@@ -11,9 +13,10 @@ defmodule DSPex.Native.Spin do
   # awake: 234–255 µs in every run.
   #
   # Polling takes a scheduler, so a caller polls only while it costs nothing else: its last
-  # call of the same kind answered within `@fast_ms` (LM calls never poll), no other process
-  # waits to run (64 processes calling at once stop each other's polling), and for
-  # `@budget_us` at most; then it blocks as before.
+  # call of the same kind answered within `@fast_ms` (LM calls never poll), fewer jobs are
+  # queued or running than there are schedulers (64 callers keep dozens queued: polling
+  # schedulers would take the cores their jobs need), no other process waits to run, and
+  # for `@budget_us` at most; then it blocks as before.
 
   @fast_ms 1.0
   @budget_us 1_000
@@ -21,7 +24,10 @@ defmodule DSPex.Native.Spin do
   @doc false
   # Until when (monotonic µs) a call like `request` may poll for its answer, or nil.
   def until(request) do
-    if Process.get({__MODULE__, kind(request)}, false) and idle_beam?() do
+    # The pool's load (jobs queued or running, read from the NIF) is read only for a fast
+    # kind of call: with 64 callers it stays high, as their jobs wait their turn.
+    if Process.get({__MODULE__, kind(request)}, false) and idle_beam?() and
+         NIF.pool_load() < :erlang.system_info(:schedulers_online) do
       System.monotonic_time(:microsecond) + @budget_us
     end
   end

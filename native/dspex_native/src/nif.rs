@@ -317,6 +317,12 @@ fn job_cancel(job: ResourceArc<JobResource>) -> rustler::Atom {
     }
 }
 
+/// Jobs queued or running, read without the GIL (0 before the runtime starts).
+#[rustler::nif]
+fn pool_load() -> usize {
+    dspex_runtime::pool().map_or(0, |pool| pool.load())
+}
+
 /// The pool's counters, read without the GIL.
 #[rustler::nif]
 fn pool_stats(env: Env<'_>) -> NifResult<Term<'_>> {

@@ -187,6 +187,16 @@ impl Pool {
         let _ = self.interrupts_tx.send(gate);
     }
 
+    /// Jobs queued or running (workers not idle), read without the GIL or a lock: how busy
+    /// the pool is for a caller deciding whether to poll for its answer.
+    pub fn load(&self) -> usize {
+        let busy = self
+            .workers_alive
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.workers_idle.load(Ordering::Relaxed));
+        self.jobs.len() + busy
+    }
+
     pub fn stats(&self) -> PoolStats {
         PoolStats {
             status: self.status(),
