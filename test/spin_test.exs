@@ -35,10 +35,12 @@ defmodule DSPex.Native.SpinTest do
     assert Spin.until({:session_call, [nil, "compile", nil]}) == nil,
            "another kind: its own record"
 
-    # More processes that want to run than schedulers: nobody polls, and a poll stops.
-    until = Spin.until(@execute)
+    # More processes that want to run than schedulers: nobody polls, and a poll stops (a
+    # deadline far ahead, so only the busy schedulers can stop it).
+    far = System.monotonic_time(:microsecond) + 60_000_000
+    assert eventually(fn -> Spin.polling?(far) end, 10_000)
     busy = for _ <- 1..(2 * System.schedulers_online()), do: spawn(fn -> spin_forever() end)
-    assert eventually(fn -> Spin.until(@execute) == nil and not Spin.polling?(until) end, 10_000)
+    assert eventually(fn -> Spin.until(@execute) == nil and not Spin.polling?(far) end, 10_000)
     for pid <- busy, do: Process.exit(pid, :kill)
     assert eventually(fn -> Spin.until(@execute) != nil end, 10_000)
 

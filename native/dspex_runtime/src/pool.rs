@@ -59,15 +59,15 @@ pub struct Pool {
     pub(crate) workers: usize,
     pub(crate) max_workers: usize,
     pub(crate) workers_alive: AtomicUsize,
-    /// Workers waiting for work (sleeping or spinning).
+    /// Workers waiting for work (sleeping or polling).
     pub(crate) workers_idle: AtomicUsize,
     pub(crate) next_worker: AtomicUsize,
     /// When a worker last took a job (nanoseconds since `epoch`).
     pub(crate) last_dequeue: AtomicU64,
     pub(crate) epoch: Instant,
     /// Which idle worker may poll the queue: the one holding the latest ticket (see
-    /// `workers::spin_for_job`).
-    pub(crate) spin_ticket: AtomicU64,
+    /// `workers::poll_for_jobs`).
+    pub(crate) poll_ticket: AtomicU64,
     sessions: Arc<AtomicUsize>,
     next_session_id: AtomicU64,
     pub(crate) jobs_done: AtomicU64,
@@ -99,7 +99,7 @@ impl Pool {
             next_worker: AtomicUsize::new(0),
             last_dequeue: AtomicU64::new(0),
             epoch: Instant::now(),
-            spin_ticket: AtomicU64::new(0),
+            poll_ticket: AtomicU64::new(0),
             sessions: Arc::new(AtomicUsize::new(0)),
             next_session_id: AtomicU64::new(1),
             jobs_done: AtomicU64::new(0),

@@ -1,8 +1,8 @@
 //! The job queue, and when a job wakes a sleeping worker.
 //!
 //! A worker that just finished a job polls the queue for a short while (see
-//! `workers::spin_for_job`); only jobs that the polling workers cannot take ring the bell that
-//! sleeping workers wait on. Had sleepers waited on the queue itself, every job would wake
+//! `workers::poll_for_jobs`); only jobs that the polling workers cannot take ring the bell
+//! that sleeping workers wait on. Had sleepers waited on the queue itself, every job would wake
 //! one of them even with a worker polling: the BEAM thread paid for the wake-up, the woken
 //! worker often took the job, and a caller's calls spread over every worker, each starting
 //! on cold caches (Predict ~260 µs on the worker instead of ~235).

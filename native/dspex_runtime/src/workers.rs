@@ -3,9 +3,9 @@
 //!
 //! Workers take releases first, so a release never waits behind executions. An idle worker
 //! polls the queue briefly before sleeping, and a worker takes jobs only while it holds the
-//! GIL, running them back to back. When jobs stall with every worker busy (LM calls waiting on HTTP with the
-//! GIL released), the control thread calls [`grow_if_stalled`]; workers beyond the minimum
-//! retire after a while without work.
+//! GIL, running them back to back. When jobs stall with every worker busy (LM calls waiting
+//! on HTTP with the GIL released), the control thread calls [`grow_if_stalled`]; workers
+//! beyond the minimum retire after a while without work.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -193,12 +193,12 @@ fn retire_one(pool: &Pool) -> Option<usize> {
 /// still counted as polling (no job rings for it) until [`run_jobs`] has taken the first.
 /// False when it may sleep (it has stopped polling, and any job pushed meanwhile rang).
 fn poll_for_jobs(pool: &Pool, counted: bool) -> bool {
-    let ticket = pool.spin_ticket.fetch_add(1, Ordering::AcqRel) + 1;
+    let ticket = pool.poll_ticket.fetch_add(1, Ordering::AcqRel) + 1;
     let deadline = Instant::now() + SPIN;
     if !counted {
         pool.jobs.start_polling();
     }
-    while Instant::now() < deadline && pool.spin_ticket.load(Ordering::Acquire) == ticket {
+    while Instant::now() < deadline && pool.poll_ticket.load(Ordering::Acquire) == ticket {
         if !pool.jobs.is_empty() {
             return true;
         }
