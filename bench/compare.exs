@@ -4,8 +4,8 @@
 # above 1.15 are marked unsteady.
 
 Code.require_file("../test/support/openai_server.ex", __DIR__)
-Code.require_file("support/stats.exs", __DIR__)
-Code.require_file("support/report.exs", __DIR__)
+for file <- ~w(stats machine host measure report),
+    do: Code.require_file("support/#{file}.exs", __DIR__)
 
 alias DSPex.Native.Test.OpenAIServer.JSON
 

@@ -8,7 +8,7 @@
 # median, min–max and a verdict. Prints a Markdown table and writes tmp/bench-results.json.
 # `--quick` runs 7 rounds instead of 9, each shorter.
 
-support = ~w(stats machine measure plain report)
+support = ~w(stats machine host measure plain report)
 workloads = ~w(per_call lm_bound sessions startup beyond)
 
 for file <-
@@ -17,7 +17,7 @@ for file <-
     do: Code.require_file(file, __DIR__)
 
 defmodule Bench do
-  alias Bench.{Beyond, LMBound, Machine, PerCall, Plain, Report, Sessions, Startup}
+  alias Bench.{Beyond, Host, LMBound, Machine, PerCall, Plain, Report, Sessions, Startup}
   alias DSPex.Bench.PortBridge
 
   @results Path.expand("../tmp/bench-results.json", __DIR__)
@@ -69,8 +69,15 @@ defmodule Bench do
     Machine.quiet()
     load = [start: Machine.load_average()]
 
+    host =
+      case Host.start() do
+        {:ok, ns} -> "cross-core round trip #{Report.num(ns)} ns"
+        {:episode, ns} -> "cross-core round trip #{Report.num(ns)} ns: the host stayed slow"
+        {:error, why} -> "no cross-core probe (#{inspect(why)}): host episodes go unnoticed"
+      end
+
     IO.puts(
-      "dspex_native benchmark#{if q, do: " (quick)"}: #{inspect(Machine.info())}, load #{load[:start]}"
+      "dspex_native benchmark#{if q, do: " (quick)"}: #{inspect(Machine.info())}, load #{load[:start]}, #{host}"
     )
 
     rows =

@@ -4,10 +4,14 @@ defmodule Bench.Measure do
   waits for an idle pool and a calm machine between them.
   """
 
-  alias Bench.{Machine, Stats}
+  alias Bench.{Host, Machine, Stats}
 
   # Other processes using more than this many cores during a turn disturbed it.
   @busy 0.2
+  # How long a turn waits for the host to leave an episode (they last tens of seconds).
+  @host_wait 90
+  # The keys of `rounds/3`'s result that describe the turns, not a contender.
+  @meta [:others, :host, :redone]
 
   @doc """
   Runs `rounds` rounds of `contenders` (`[{name, fun}]`), each contender once per round,
@@ -15,12 +19,14 @@ defmodule Bench.Measure do
   rounds, each contender has one unmeasured turn (`warmup: false` skips it); after every
   turn, waits for dspex_native's pool to be idle (`settle/0`).
 
-  A turn during which other processes used more than #{@busy} cores
-  (`Bench.Machine.others_during/1`) is run again, up to twice, once the machine is calm
-  (`redo: false` keeps every turn, for turns that start processes of their own). The
-  figures stay those of the last try, disturbed or not.
+  A turn starts once the host is calm (`Bench.Host`, waiting up to #{@host_wait} s). A turn
+  during which other processes used more than #{@busy} cores (`Bench.Machine.others_during/1`),
+  or after which the host was in an episode, is run again, up to twice, once the machine
+  and the host are calm (`redo: false` keeps every turn, for turns that start processes of
+  their own). The figures stay those of the last try, disturbed or not.
 
-  Returns `%{name => [figure per round], others: [cores per turn], redone: count}`.
+  Returns `%{name => [figure per round], others: [cores per turn], host: [ns per turn],
+  redone: count}`; `host` holds the cross-core round trip sampled after each turn.
   """
   def rounds(rounds, contenders, opts \\ []) do
     if Keyword.get(opts, :warmup, true), do: Enum.each(contenders, fn {_, fun} -> turn(fun) end)
@@ -29,25 +35,28 @@ defmodule Bench.Measure do
 
     turns =
       for r <- 0..(rounds - 1), {name, fun} <- rotate(contenders, rem(r, k)) do
-        {figure, others, redone} = measured(fun, redo, 0)
-        {name, figure, others, redone}
+        {figure, others, host, redone} = measured(fun, redo, 0)
+        {name, figure, others, host, redone}
       end
 
     turns
     |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
     |> Map.put(:others, Enum.map(turns, &elem(&1, 2)))
-    |> Map.put(:redone, Enum.sum(Enum.map(turns, &elem(&1, 3))))
+    |> Map.put(:host, for({_, _, _, ns, _} <- turns, ns, do: ns))
+    |> Map.put(:redone, Enum.sum(Enum.map(turns, &elem(&1, 4))))
   end
 
   defp measured(fun, redo, redone) do
+    Host.calm(@host_wait * 1_000)
     {figure, others} = Machine.others_during(fun)
     settle()
+    host = Host.sample()
 
-    if others > @busy and redone < redo do
+    if (others > @busy or Host.slow?(host)) and redone < redo do
       Machine.calm(3_000)
       measured(fun, redo, redone + 1)
     else
-      {figure, others, redone}
+      {figure, others, host, redone}
     end
   end
 
@@ -56,10 +65,13 @@ defmodule Bench.Measure do
     settle()
   end
 
-  @doc "`%{name => [x]}` from `%{name => [%{key => x}]}` (`:others`, `:redone` kept)."
+  @doc "The keys of `rounds/3`'s result that describe the turns, not a contender."
+  def meta, do: @meta
+
+  @doc "`%{name => [x]}` from `%{name => [%{key => x}]}` (the `meta/0` keys kept)."
   def pick(rounds, key) do
     Map.new(rounds, fn
-      {meta, x} when meta in [:others, :redone] -> {meta, x}
+      {meta, x} when meta in @meta -> {meta, x}
       {name, xs} -> {name, Enum.map(xs, & &1[key])}
     end)
   end

@@ -16,8 +16,8 @@ defmodule Bench.Report do
   `:note`.
   """
   def row(workload, metric, unit, rounds, opts \\ []) do
-    {others, redone} = {rounds[:others], rounds[:redone]}
-    meta = [:others, :redone]
+    {others, host, redone} = {rounds[:others], rounds[:host], rounds[:redone]}
+    meta = Bench.Measure.meta()
     rounds = Map.new(for {k, v} <- rounds, k not in meta, v not in [nil, []], do: {k, v})
     target = opts[:target]
     {verdict, why} = Stats.verdict(rounds, target)
@@ -39,6 +39,7 @@ defmodule Bench.Report do
       why: why,
       note: opts[:note],
       others: others && Stats.summary(others),
+      host: if(host not in [nil, []], do: Stats.summary(host)),
       redone: redone
     }
   end
@@ -72,6 +73,9 @@ defmodule Bench.Report do
   defp others_cell(s, 1), do: "#{num(s.median)} (≤ #{num(s.max)}); 1 turn redone"
   defp others_cell(s, n), do: "#{num(s.median)} (≤ #{num(s.max)}); #{n} turns redone"
 
+  defp host_cell(nil), do: ""
+  defp host_cell(s), do: "#{num(s.median)} ns (≤ #{num(s.max)})"
+
   defp verdict_cell(%{verdict: nil}), do: ""
 
   defp verdict_cell(r) do
@@ -91,7 +95,7 @@ defmodule Bench.Report do
     header =
       ~w(workload metric rounds) ++
         Keyword.values(@contenders) ++
-        ["vs plain", "vs port", "target", "verdict", "others' CPU"]
+        ["vs plain", "vs port", "target", "verdict", "others' CPU", "cross-core"]
 
     IO.puts("\n| " <> Enum.join(header, " | ") <> " |")
     IO.puts("|" <> String.duplicate(" --- |", length(header)))
@@ -101,7 +105,7 @@ defmodule Bench.Report do
         [r.workload, r.metric, r.summary |> Map.values() |> Enum.map(& &1.n) |> Enum.max()] ++
           for({k, _} <- @contenders, do: cell(r.summary[k], r.unit)) ++
           [ratio_cell(r.vs.plain), ratio_cell(r.vs.port), r.target_text || "", verdict_cell(r)] ++
-          [others_cell(r.others, r.redone)]
+          [others_cell(r.others, r.redone), host_cell(r.host)]
 
       IO.puts("| " <> Enum.join(cells, " | ") <> " |")
     end
@@ -115,6 +119,9 @@ defmodule Bench.Report do
     by processes other than the bench's own during the row's turns, median (max); a turn
     during which they used more than 0.2 was run again once the machine was calm (up to
     twice): a max above 0.2 means a turn stayed disturbed and the row is suspect.
+    "cross-core": the host's round trip between two CPUs after each turn, median (max); a
+    turn starts only while it is within #{Bench.Host.slow()}× the run's fastest and is run again when it
+    was not: a larger max means a turn stayed in one of the host's slow episodes.
     """)
 
     for r <- rows, r.note, do: IO.puts("#{r.workload} / #{r.metric}: #{r.note}")
@@ -138,6 +145,7 @@ defmodule Bench.Report do
           "why" => r.why,
           "note" => r.note,
           "others_cpu" => r.others && stringify(r.others),
+          "cross_core_ns" => r.host && stringify(r.host),
           "turns_redone" => r.redone
         }
       end

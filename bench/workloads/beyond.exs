@@ -114,17 +114,19 @@ defmodule Bench.Beyond do
     for p <- [p1, p2], do: DSPex.Native.Peer.stop(p)
     w = "7. cluster (this machine)"
 
-    here = %{ours: pick(lat, :p50)[:here], others: lat.others}
-    there = %{ours: pick(lat, :p50)[:there], others: lat.others}
+    here = Map.put(Map.take(lat, meta()), :ours, pick(lat, :p50)[:here])
+    there = Map.put(Map.take(lat, meta()), :ours, pick(lat, :p50)[:there])
 
     [
       Report.row(w, "session call p50, this node", "µs", here),
       Report.row(w, "session call p50, a peer node (:erpc over loopback)", "µs", there)
       | for n <- 1..3 do
-          Report.row(w, "LM-bound calls/s, #{callers} callers over #{n} node(s)", "/s", %{
-            ours: per_s[n],
-            others: per_s.others
-          })
+          Report.row(
+            w,
+            "LM-bound calls/s, #{callers} callers over #{n} node(s)",
+            "/s",
+            Map.put(Map.take(per_s, meta()), :ours, per_s[n])
+          )
         end
     ]
   end

@@ -56,7 +56,10 @@ defmodule Bench.Sessions do
         w,
         "execute alone on open sessions, 8 processes",
         "/s",
-        %{ours: with_execute.execute, plain: with_execute.plain, others: with_execute.others},
+        Map.merge(Map.take(with_execute, meta()), %{
+          ours: with_execute.execute,
+          plain: with_execute.plain
+        }),
         note: "the same rounds as the row above: the lifecycle's cost is the difference"
       )
     ]
