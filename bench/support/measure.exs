@@ -8,7 +8,7 @@ defmodule Bench.Measure do
 
   # Other processes using more than this many cores during a turn disturbed it.
   @busy 0.2
-  # How long a turn waits for the host to leave an episode (they last tens of seconds).
+  # How long a turn waits for the host to leave an episode (they last 10 s to minutes).
   @host_wait 90
   # The keys of `rounds/3`'s result that describe the turns, not a contender.
   @meta [:others, :host, :redone]
