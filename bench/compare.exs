@@ -4,6 +4,7 @@
 # above 1.15 are marked unsteady.
 
 Code.require_file("../test/support/openai_server.ex", __DIR__)
+
 for file <- ~w(stats machine host measure report),
     do: Code.require_file("support/#{file}.exs", __DIR__)
 
