@@ -31,14 +31,8 @@ defmodule Bench.Host do
       :persistent_term.put(__MODULE__, %{port: port, best: ns})
       deadline = System.monotonic_time(:millisecond) + timeout
 
-      # One sample a second until a calm one or the deadline.
-      Stream.repeatedly(fn -> sample() end)
-      |> Stream.intersperse(:pause)
-      |> Enum.find(fn
-        :pause -> Process.sleep(1_000) && false
-        ns -> ns <= @calm_ns or System.monotonic_time(:millisecond) > deadline
-      end)
-      |> then(&if(&1 <= @calm_ns, do: {:ok, &1}, else: {:episode, &1}))
+      ns = await_sample(&(&1 <= @calm_ns), deadline, 1_000)
+      if ns <= @calm_ns, do: {:ok, ns}, else: {:episode, ns}
     else
       error ->
         :persistent_term.put(__MODULE__, nil)
@@ -145,24 +139,22 @@ defmodule Bench.Host do
         ns
 
       true ->
-        wait_calm(System.monotonic_time(:millisecond) + timeout)
+        deadline = System.monotonic_time(:millisecond) + timeout
+        ns = await_sample(&(not slow?(&1)), deadline, 500)
+        if slow?(ns), do: :persistent_term.put({__MODULE__, :waited_out}, true)
+        ns
     end
   end
 
-  defp wait_calm(deadline) do
-    Process.sleep(500)
+  # Samples every `pause` ms until one satisfies `good?` or `deadline` passes; the last one.
+  defp await_sample(good?, deadline, pause) do
     ns = sample()
 
-    cond do
-      not slow?(ns) ->
-        ns
-
-      System.monotonic_time(:millisecond) > deadline ->
-        :persistent_term.put({__MODULE__, :waited_out}, true)
-        ns
-
-      true ->
-        wait_calm(deadline)
+    if good?.(ns) or System.monotonic_time(:millisecond) > deadline do
+      ns
+    else
+      Process.sleep(pause)
+      await_sample(good?, deadline, pause)
     end
   end
 end
